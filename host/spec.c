@@ -1,0 +1,602 @@
+// spec.c: reads and validates a run specification (JSON through cJSON), applies
+// --set overrides, and expands the hyperparameter grid into instances.
+//
+// Every field is checked: its type, its range, and that it is known at all (a typo
+// must never silently become a default). The first problem found is reported as
+//   <field>: <value> is not allowed; expected <what is allowed>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "spec.h"
+#include "fileio.h"
+
+// ----------------------------------------------------------------------------
+// error reporting
+
+typedef struct {
+    char *buf;
+    size_t len;
+} errbuf_t;
+
+// Print a JSON value compactly for a message (truncated when long).
+static void value_text(const cJSON *v, char *out, size_t outlen) {
+    if (!v) { snprintf(out, outlen, "(missing)"); return; }
+    char *s = cJSON_PrintUnformatted(v);
+    if (!s) { snprintf(out, outlen, "(value)"); return; }
+    if (strlen(s) > 60) { s[57] = '.'; s[58] = '.'; s[59] = '.'; s[60] = 0; }
+    snprintf(out, outlen, "%s", s);
+    cJSON_free(s);
+}
+
+static int field_error(errbuf_t *e, const char *section, const char *key, const cJSON *v, const char *allowed) {
+    char val[80];
+    value_text(v, val, sizeof(val));
+    if (key)
+        snprintf(e->buf, e->len, "%s.%s: %s is not allowed; expected %s", section, key, val, allowed);
+    else
+        snprintf(e->buf, e->len, "%s: %s is not allowed; expected %s", section, val, allowed);
+    return -1;
+}
+
+// ----------------------------------------------------------------------------
+// the schema: which keys each section knows
+
+static const char *const sections[] = {"name", "model", "data", "optimizer", "train", "output", NULL};
+static const char *const model_keys[] = {"n_features", "n_hidden", "decoder", "hidden_activation",
+                                         "output_activation", "bias", NULL};
+static const char *const data_keys[] = {"density", "importance_decay", "importance", "batch_size", NULL};
+static const char *const optimizer_keys[] = {"name", "lr", "betas", "eps", "weight_decay", "schedule",
+                                             "warmup_steps", NULL};
+static const char *const train_keys[] = {"steps", "seed", "seeds", "log_every", "eval_samples", NULL};
+static const char *const output_keys[] = {"images", "contact_sheet", "max_images", NULL};
+
+static int in_list(const char *s, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (strcmp(s, list[i]) == 0) return i;
+    return -1;
+}
+
+static void join(char *out, size_t outlen, const char *const *list) {
+    out[0] = 0;
+    for (int i = 0; list[i]; i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", list[i]);
+    }
+}
+
+// cJSON keeps every member of an object; a field given twice would silently use the first
+static int check_duplicates(errbuf_t *e, const cJSON *obj, const char *section) {
+    for (const cJSON *c = obj->child; c; c = c->next)
+        for (const cJSON *d = c->next; d; d = d->next)
+            if (strcmp(c->string, d->string) == 0) {
+                if (section) snprintf(e->buf, e->len, "%s.%s: given twice; expected each field once", section, c->string);
+                else snprintf(e->buf, e->len, "%s: given twice; expected each section once", c->string);
+                return -1;
+            }
+    return 0;
+}
+
+static int check_keys(errbuf_t *e, const cJSON *obj, const char *section, const char *const *known) {
+    if (check_duplicates(e, obj, section)) return -1;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        if (in_list(c->string, known) < 0) {
+            char allowed[512];
+            join(allowed, sizeof(allowed), known);
+            snprintf(e->buf, e->len, "%s.%s: unknown field; %s knows: %s", section, c->string, section, allowed);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// typed getters: each returns 0 and sets *out, or -1 with a message
+
+static int is_integer(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9.0e15;
+}
+
+static int get_int(errbuf_t *e, const cJSON *obj, const char *section, const char *key, long def,
+                   long lo, long hi, long *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) { *out = def; return 0; }
+    if (!is_integer(v) || v->valuedouble < (double)lo || v->valuedouble > (double)hi) {
+        char allowed[96];
+        snprintf(allowed, sizeof(allowed), "an integer from %ld to %ld", lo, hi);
+        return field_error(e, section, key, v, allowed);
+    }
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+static int required_int(errbuf_t *e, const cJSON *obj, const char *section, const char *key,
+                        long lo, long hi, long *out) {
+    if (!cJSON_GetObjectItemCaseSensitive(obj, key)) {
+        snprintf(e->buf, e->len, "%s.%s: missing; expected an integer from %ld to %ld", section, key, lo, hi);
+        return -1;
+    }
+    return get_int(e, obj, section, key, 0, lo, hi, out);
+}
+
+static int get_bool(errbuf_t *e, const cJSON *obj, const char *section, const char *key, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) { *out = def; return 0; }
+    if (!cJSON_IsBool(v)) return field_error(e, section, key, v, "true or false");
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+static int get_choice(errbuf_t *e, const cJSON *obj, const char *section, const char *key,
+                      const char *const *choices, int def, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v) { *out = def; return 0; }
+    int idx = cJSON_IsString(v) ? in_list(v->valuestring, choices) : -1;
+    if (idx < 0) {
+        char allowed[256], quoted[300];
+        join(allowed, sizeof(allowed), choices);
+        snprintf(quoted, sizeof(quoted), "one of: %s", allowed);
+        return field_error(e, section, key, v, quoted);
+    }
+    *out = idx;
+    return 0;
+}
+
+// A range for numbers: lo < x (or lo <= x when lo_closed), x <= hi (or x < hi).
+typedef struct {
+    double lo, hi;
+    int lo_closed, hi_closed;
+    const char *text; // e.g. "a number in (0, 1]"
+} range_t;
+
+static int in_range(double x, const range_t *r) {
+    if (!isfinite(x)) return 0;
+    if (r->lo_closed ? x < r->lo : x <= r->lo) return 0;
+    if (r->hi_closed ? x > r->hi : x >= r->hi) return 0;
+    return 1;
+}
+
+// A number or a non-empty list of numbers (a grid axis).
+static int get_axis(errbuf_t *e, const cJSON *obj, const char *section, const char *key, double def,
+                    const range_t *r, double *out, int *count) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    char allowed[160];
+    snprintf(allowed, sizeof(allowed), "%s, or a non-empty list of them (at most %d)", r->text, TMS_MAX_LIST);
+    if (!v) { out[0] = def; *count = 1; return 0; }
+    if (cJSON_IsNumber(v)) {
+        if (!in_range(v->valuedouble, r)) return field_error(e, section, key, v, allowed);
+        out[0] = v->valuedouble;
+        *count = 1;
+        return 0;
+    }
+    int len = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+    if (len < 1 || len > TMS_MAX_LIST) return field_error(e, section, key, v, allowed);
+    int k = 0;
+    for (const cJSON *c = v->child; c; c = c->next, k++) {
+        if (!cJSON_IsNumber(c) || !in_range(c->valuedouble, r)) {
+            char field[80];
+            snprintf(field, sizeof(field), "%s[%d]", key, k);
+            return field_error(e, section, field, c, r->text);
+        }
+        out[k] = c->valuedouble;
+    }
+    *count = len;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// --set overrides
+
+static int apply_override(cJSON *root, const char *assignment, char *err, size_t errlen) {
+    const char *eq = strchr(assignment, '=');
+    const char *dot = strchr(assignment, '.');
+    if (!eq || !dot || dot > eq || dot == assignment || dot + 1 == eq) {
+        snprintf(err, errlen, "--set %s: expected section.field=value, e.g. train.steps=2000", assignment);
+        return -1;
+    }
+    char section[64], key[64];
+    size_t slen = (size_t)(dot - assignment), klen = (size_t)(eq - dot - 1);
+    if (slen >= sizeof(section) || klen >= sizeof(key) || memchr(dot + 1, '.', klen)) {
+        snprintf(err, errlen, "--set %s: expected section.field=value with one dot, e.g. data.density=0.1", assignment);
+        return -1;
+    }
+    memcpy(section, assignment, slen); section[slen] = 0;
+    memcpy(key, dot + 1, klen); key[klen] = 0;
+    if (in_list(section, sections) < 0 || strcmp(section, "name") == 0) {
+        char allowed[128];
+        join(allowed, sizeof(allowed), sections + 1);
+        snprintf(err, errlen, "--set %s: unknown section '%s'; sections: %s", assignment, section, allowed);
+        return -1;
+    }
+    cJSON *value = cJSON_Parse(eq + 1);
+    if (!value) value = cJSON_CreateString(eq + 1); // decoder=untied: a bare word is a string
+    if (!value) { snprintf(err, errlen, "out of memory"); return -1; }
+    cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
+    if (!sec) {
+        sec = cJSON_AddObjectToObject(root, section);
+        if (!sec) { cJSON_Delete(value); snprintf(err, errlen, "out of memory"); return -1; }
+    } else if (!cJSON_IsObject(sec)) {
+        cJSON_Delete(value);
+        snprintf(err, errlen, "--set %s: '%s' in the spec is not an object", assignment, section);
+        return -1;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(sec, key))
+        cJSON_ReplaceItemInObjectCaseSensitive(sec, key, value);
+    else
+        cJSON_AddItemToObject(sec, key, value);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// validation
+
+static const char *const decoder_names[] = {"tied", "untied", NULL};
+static const char *const act_names[] = {"none", "relu", NULL};
+static const char *const optimizer_names[] = {"adamw", "adam", NULL};
+static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
+
+static const cJSON *section_object(errbuf_t *e, const cJSON *root, const char *name, int *status) {
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, name);
+    *status = 0;
+    if (s && !cJSON_IsObject(s)) {
+        snprintf(e->buf, e->len, "%s: expected an object {...}", name);
+        *status = -1;
+    }
+    return s;
+}
+
+static int validate_model(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
+    if (!s) { snprintf(e->buf, e->len, "model: missing; it needs at least n_features and n_hidden"); return -1; }
+    long n, m;
+    if (check_keys(e, s, "model", model_keys)) return -1;
+    if (required_int(e, s, "model", "n_features", 1, 1000000, &n)) return -1;
+    if (required_int(e, s, "model", "n_hidden", 1, 1000000, &m)) return -1;
+    if (n * m > 100000000L) {
+        snprintf(e->buf, e->len, "model: n_features * n_hidden = %ld is too large; expected at most 1e8", n * m);
+        return -1;
+    }
+    spec->model.n = (int)n;
+    spec->model.m = (int)m;
+    if (get_choice(e, s, "model", "decoder", decoder_names, TMS_DECODER_TIED, &spec->model.decoder)) return -1;
+    if (get_choice(e, s, "model", "hidden_activation", act_names, TMS_ACT_NONE, &spec->model.hidden_act)) return -1;
+    if (get_choice(e, s, "model", "output_activation", act_names, TMS_ACT_RELU, &spec->model.output_act)) return -1;
+    if (get_bool(e, s, "model", "bias", 1, &spec->model.bias)) return -1;
+    return 0;
+}
+
+static int validate_data(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
+    static const cJSON empty = {0};
+    if (!s) s = &empty;
+    if (check_keys(e, s, "data", data_keys)) return -1;
+    const range_t density = {0.0, 1.0, 0, 1, "a number in (0, 1]"};
+    if (get_axis(e, s, "data", "density", 1.0, &density, spec->density, &spec->n_density)) return -1;
+    const cJSON *explicit_imp = cJSON_GetObjectItemCaseSensitive(s, "importance");
+    const cJSON *decay = cJSON_GetObjectItemCaseSensitive(s, "importance_decay");
+    const int n = spec->model.n;
+    if (explicit_imp && decay) {
+        snprintf(e->buf, e->len, "data: importance and importance_decay both given; expected one of them");
+        return -1;
+    }
+    if (explicit_imp) {
+        // a list of n positive numbers, or a list of such lists (a grid axis)
+        char allowed[160];
+        snprintf(allowed, sizeof(allowed), "a list of %d positive numbers (one per feature), or a list of such lists", n);
+        if (!cJSON_IsArray(explicit_imp) || cJSON_GetArraySize(explicit_imp) < 1)
+            return field_error(e, "data", "importance", explicit_imp, allowed);
+        int nested = cJSON_IsArray(explicit_imp->child);
+        int rows = nested ? cJSON_GetArraySize(explicit_imp) : 1;
+        if (rows > TMS_MAX_LIST) return field_error(e, "data", "importance", explicit_imp, allowed);
+        spec->importance_explicit = 1;
+        spec->n_importance = rows;
+        spec->importance_values = malloc((size_t)rows * n * sizeof(double));
+        if (!spec->importance_values) { snprintf(e->buf, e->len, "out of memory"); return -1; }
+        const cJSON *row = nested ? explicit_imp->child : explicit_imp;
+        for (int r = 0; r < rows; r++, row = row->next) {
+            char field[64];
+            if (nested) snprintf(field, sizeof(field), "importance[%d]", r);
+            else snprintf(field, sizeof(field), "importance");
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != n)
+                return field_error(e, "data", field, row, allowed);
+            int i = 0;
+            for (const cJSON *c = row->child; c; c = c->next, i++) {
+                if (!cJSON_IsNumber(c) || !(c->valuedouble > 0) || !isfinite(c->valuedouble))
+                    return field_error(e, "data", field, row, allowed);
+                spec->importance_values[(size_t)r * n + i] = c->valuedouble;
+            }
+        }
+    } else {
+        const range_t r = {0.0, 1e6, 0, 1, "a positive number r (importance of feature i is r^i)"};
+        double values[TMS_MAX_LIST];
+        int count;
+        if (get_axis(e, s, "data", "importance_decay", 1.0, &r, values, &count)) return -1;
+        spec->n_importance = count;
+        spec->importance_decay = malloc((size_t)count * sizeof(double));
+        if (!spec->importance_decay) { snprintf(e->buf, e->len, "out of memory"); return -1; }
+        memcpy(spec->importance_decay, values, (size_t)count * sizeof(double));
+    }
+    long batch;
+    if (get_int(e, s, "data", "batch_size", 1024, 1, 1 << 20, &batch)) return -1;
+    spec->batch_size = (int)batch;
+    return 0;
+}
+
+static int validate_optimizer(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
+    static const cJSON empty = {0};
+    if (!s) s = &empty;
+    if (check_keys(e, s, "optimizer", optimizer_keys)) return -1;
+    if (get_choice(e, s, "optimizer", "name", optimizer_names, TMS_OPT_ADAMW, &spec->optimizer)) return -1;
+    const range_t lr = {0.0, 1e6, 0, 1, "a positive number"};
+    if (get_axis(e, s, "optimizer", "lr", 1e-3, &lr, spec->lr, &spec->n_lr)) return -1;
+    const cJSON *betas = cJSON_GetObjectItemCaseSensitive(s, "betas");
+    spec->beta1 = 0.9;
+    spec->beta2 = 0.999;
+    if (betas) {
+        const range_t unit = {0.0, 1.0, 1, 0, ""};
+        if (!cJSON_IsArray(betas) || cJSON_GetArraySize(betas) != 2 || !cJSON_IsNumber(betas->child) ||
+            !cJSON_IsNumber(betas->child->next) || !in_range(betas->child->valuedouble, &unit) ||
+            !in_range(betas->child->next->valuedouble, &unit))
+            return field_error(e, "optimizer", "betas", betas, "a list of two numbers in [0, 1), e.g. [0.9, 0.999]");
+        spec->beta1 = betas->child->valuedouble;
+        spec->beta2 = betas->child->next->valuedouble;
+    }
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(s, "eps");
+    spec->eps = 1e-8;
+    if (eps) {
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !(eps->valuedouble < 1))
+            return field_error(e, "optimizer", "eps", eps, "a number in (0, 1)");
+        spec->eps = eps->valuedouble;
+    }
+    const range_t wd = {0.0, 1e6, 1, 1, "a number >= 0"};
+    double wd_default = spec->optimizer == TMS_OPT_ADAMW ? 0.01 : 0.0;
+    if (get_axis(e, s, "optimizer", "weight_decay", wd_default, &wd, spec->weight_decay, &spec->n_weight_decay))
+        return -1;
+    if (get_choice(e, s, "optimizer", "schedule", schedule_names, TMS_SCHED_CONSTANT, &spec->schedule)) return -1;
+    return 0;
+}
+
+static int validate_train(errbuf_t *e, const cJSON *s, const cJSON *opt, tms_spec_t *spec) {
+    static const cJSON empty = {0};
+    if (!s) s = &empty;
+    if (!opt) opt = &empty;
+    if (check_keys(e, s, "train", train_keys)) return -1;
+    if (get_int(e, s, "train", "steps", 10000, 1, 1000000000L, &spec->steps)) return -1;
+    // warm-up is an optimizer field, but its bound is the step count
+    if (get_int(e, opt, "optimizer", "warmup_steps", 0, 0, spec->steps - 1, &spec->warmup_steps)) return -1;
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(s, "seed");
+    const char *seed_allowed = "an integer from 0 to 2^53, or a non-empty list of them";
+    if (!seed) {
+        spec->seed[0] = 0;
+        spec->n_seed = 1;
+    } else if (is_integer(seed) && seed->valuedouble >= 0) {
+        spec->seed[0] = (uint64_t)seed->valuedouble;
+        spec->n_seed = 1;
+    } else if (cJSON_IsArray(seed) && cJSON_GetArraySize(seed) >= 1 && cJSON_GetArraySize(seed) <= TMS_MAX_LIST) {
+        int k = 0;
+        for (const cJSON *c = seed->child; c; c = c->next, k++) {
+            if (!is_integer(c) || c->valuedouble < 0) return field_error(e, "train", "seed", seed, seed_allowed);
+            spec->seed[k] = (uint64_t)c->valuedouble;
+        }
+        spec->n_seed = k;
+    } else {
+        return field_error(e, "train", "seed", seed, seed_allowed);
+    }
+    long seeds;
+    if (get_int(e, s, "train", "seeds", 1, 1, 100000, &seeds)) return -1;
+    spec->seeds = (int)seeds;
+    long log_default = spec->steps >= 100 ? spec->steps / 100 : 1;
+    if (get_int(e, s, "train", "log_every", log_default, 1, spec->steps, &spec->log_every)) return -1;
+    if (get_int(e, s, "train", "eval_samples", 8192, 8192, 1L << 24, &spec->eval_samples)) return -1;
+    return 0;
+}
+
+static int validate_output(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
+    static const cJSON empty = {0};
+    if (!s) s = &empty;
+    if (check_keys(e, s, "output", output_keys)) return -1;
+    if (get_bool(e, s, "output", "images", 1, &spec->images)) return -1;
+    if (get_bool(e, s, "output", "contact_sheet", 1, &spec->contact_sheet)) return -1;
+    long max_images;
+    if (get_int(e, s, "output", "max_images", 256, 0, 100000, &max_images)) return -1;
+    spec->max_images = (int)max_images;
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the resolved spec: every field, defaults filled in
+
+static cJSON *axis_json(const double *v, int count) {
+    return count == 1 ? cJSON_CreateNumber(v[0]) : cJSON_CreateDoubleArray(v, count);
+}
+
+static cJSON *build_resolved(const tms_spec_t *s) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "name", s->name);
+    cJSON *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddNumberToObject(model, "n_features", s->model.n);
+    cJSON_AddNumberToObject(model, "n_hidden", s->model.m);
+    cJSON_AddStringToObject(model, "decoder", decoder_names[s->model.decoder]);
+    cJSON_AddStringToObject(model, "hidden_activation", act_names[s->model.hidden_act]);
+    cJSON_AddStringToObject(model, "output_activation", act_names[s->model.output_act]);
+    cJSON_AddBoolToObject(model, "bias", s->model.bias);
+    cJSON *data = cJSON_AddObjectToObject(root, "data");
+    cJSON_AddItemToObject(data, "density", axis_json(s->density, s->n_density));
+    if (s->importance_explicit) {
+        cJSON *rows = cJSON_AddArrayToObject(data, "importance");
+        for (int r = 0; r < s->n_importance; r++)
+            cJSON_AddItemToArray(rows, cJSON_CreateDoubleArray(s->importance_values + (size_t)r * s->model.n, s->model.n));
+    } else {
+        cJSON_AddItemToObject(data, "importance_decay", axis_json(s->importance_decay, s->n_importance));
+    }
+    cJSON_AddNumberToObject(data, "batch_size", s->batch_size);
+    cJSON *opt = cJSON_AddObjectToObject(root, "optimizer");
+    cJSON_AddStringToObject(opt, "name", optimizer_names[s->optimizer]);
+    cJSON_AddItemToObject(opt, "lr", axis_json(s->lr, s->n_lr));
+    double betas[2] = {s->beta1, s->beta2};
+    cJSON_AddItemToObject(opt, "betas", cJSON_CreateDoubleArray(betas, 2));
+    cJSON_AddNumberToObject(opt, "eps", s->eps);
+    cJSON_AddItemToObject(opt, "weight_decay", axis_json(s->weight_decay, s->n_weight_decay));
+    cJSON_AddStringToObject(opt, "schedule", schedule_names[s->schedule]);
+    cJSON_AddNumberToObject(opt, "warmup_steps", (double)s->warmup_steps);
+    cJSON *train = cJSON_AddObjectToObject(root, "train");
+    cJSON_AddNumberToObject(train, "steps", (double)s->steps);
+    if (s->n_seed == 1) {
+        cJSON_AddNumberToObject(train, "seed", (double)s->seed[0]);
+    } else {
+        cJSON *seeds = cJSON_AddArrayToObject(train, "seed");
+        for (int k = 0; k < s->n_seed; k++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)s->seed[k]));
+    }
+    cJSON_AddNumberToObject(train, "seeds", s->seeds);
+    cJSON_AddNumberToObject(train, "log_every", (double)s->log_every);
+    cJSON_AddNumberToObject(train, "eval_samples", (double)s->eval_samples);
+    cJSON *out = cJSON_AddObjectToObject(root, "output");
+    cJSON_AddBoolToObject(out, "images", s->images);
+    cJSON_AddBoolToObject(out, "contact_sheet", s->contact_sheet);
+    cJSON_AddNumberToObject(out, "max_images", s->max_images);
+    return root;
+}
+
+// ----------------------------------------------------------------------------
+
+int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_name,
+                   char *const *overrides, int n_overrides, char *err, size_t errlen) {
+    memset(spec, 0, sizeof(*spec));
+    errbuf_t e = {err, errlen};
+    cJSON *root = cJSON_Parse(json_text);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *c = json_text; at && c < at && *c; c++) line += *c == '\n';
+        snprintf(err, errlen, "not valid JSON (near line %d)", line);
+        return -1;
+    }
+    int rc = -1, st;
+    if (!cJSON_IsObject(root)) { snprintf(err, errlen, "the spec must be a JSON object {...}"); goto done; }
+    if (check_duplicates(&e, root, NULL)) goto done;
+    for (int i = 0; i < n_overrides; i++)
+        if (apply_override(root, overrides[i], err, errlen)) goto done;
+    for (const cJSON *c = root->child; c; c = c->next) {
+        if (in_list(c->string, sections) < 0) {
+            char allowed[128];
+            join(allowed, sizeof(allowed), sections);
+            snprintf(err, errlen, "%s: unknown section; the spec knows: %s", c->string, allowed);
+            goto done;
+        }
+    }
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
+    if (name) {
+        if (!cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) >= sizeof(spec->name)) {
+            field_error(&e, "name", NULL, name, "a non-empty string of at most 127 characters");
+            goto done;
+        }
+        snprintf(spec->name, sizeof(spec->name), "%s", name->valuestring);
+    } else {
+        snprintf(spec->name, sizeof(spec->name), "%s", default_name ? default_name : "run");
+    }
+    const cJSON *model = section_object(&e, root, "model", &st); if (st) goto done;
+    const cJSON *data = section_object(&e, root, "data", &st); if (st) goto done;
+    const cJSON *opt = section_object(&e, root, "optimizer", &st); if (st) goto done;
+    const cJSON *train = section_object(&e, root, "train", &st); if (st) goto done;
+    const cJSON *output = section_object(&e, root, "output", &st); if (st) goto done;
+    if (validate_model(&e, model, spec)) goto done;
+    if (validate_data(&e, data, spec)) goto done;
+    if (validate_optimizer(&e, opt, spec)) goto done;
+    if (validate_train(&e, train, opt, spec)) goto done;
+    if (validate_output(&e, output, spec)) goto done;
+    long instances = tms_spec_instances(spec);
+    if (instances > 10000000L) {
+        snprintf(err, errlen, "the grid has %ld instances; expected at most 10000000 (shrink the lists or train.seeds)", instances);
+        goto done;
+    }
+    spec->resolved = build_resolved(spec);
+    if (!spec->resolved) { snprintf(err, errlen, "out of memory"); goto done; }
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    if (rc) tms_spec_free(spec);
+    return rc;
+}
+
+int tms_spec_load(tms_spec_t *spec, const char *path, char *const *overrides, int n_overrides,
+                  char *err, size_t errlen) {
+    memset(spec, 0, sizeof(*spec));
+    char *text = NULL;
+    char msg[512];
+    if (tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
+        snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    // default name: the file name without directory and .json
+    char name[128];
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(name, sizeof(name), "%s", base);
+    char *ext = strstr(name, ".json");
+    if (ext && ext[5] == 0) *ext = 0;
+    int rc = tms_spec_parse(spec, text, name, overrides, n_overrides, msg, sizeof(msg));
+    if (rc) snprintf(err, errlen, "%s: %s", path, msg);
+    free(text);
+    return rc;
+}
+
+void tms_spec_free(tms_spec_t *spec) {
+    free(spec->importance_decay);
+    free(spec->importance_values);
+    cJSON_Delete(spec->resolved);
+    spec->importance_decay = spec->importance_values = NULL;
+    spec->resolved = NULL;
+}
+
+long tms_spec_instances(const tms_spec_t *s) {
+    return (long)s->n_density * s->n_importance * s->n_lr * s->n_weight_decay * s->n_seed * s->seeds;
+}
+
+// ----------------------------------------------------------------------------
+// the grid
+
+int tms_problem_build(tms_problem_t *P, const tms_spec_t *s) {
+    memset(P, 0, sizeof(*P));
+    const int n = s->model.n;
+    long count = tms_spec_instances(s);
+    P->model = s->model;
+    P->instances = (int)count;
+    P->batch_size = s->batch_size;
+    P->steps = s->steps;
+    P->optimizer = s->optimizer;
+    P->beta1 = (float)s->beta1;
+    P->beta2 = (float)s->beta2;
+    P->eps = (float)s->eps;
+    P->schedule = s->schedule;
+    P->warmup_steps = s->warmup_steps;
+    P->inst = calloc((size_t)count, sizeof(tms_instance_t));
+    P->importance = malloc((size_t)count * n * sizeof(float));
+    if (!P->inst || !P->importance) { tms_problem_free(P); return -1; }
+    int idx = 0, point = 0;
+    for (int a = 0; a < s->n_density; a++)
+    for (int b = 0; b < s->n_importance; b++)
+    for (int c = 0; c < s->n_lr; c++)
+    for (int d = 0; d < s->n_weight_decay; d++)
+    for (int f = 0; f < s->n_seed; f++, point++)
+    for (int r = 0; r < s->seeds; r++, idx++) {
+        tms_instance_t *in = &P->inst[idx];
+        in->density = (float)s->density[a];
+        in->importance_index = b;
+        in->lr = (float)s->lr[c];
+        in->weight_decay = (float)s->weight_decay[d];
+        in->seed = s->seed[f];
+        in->replicate = r;
+        in->key = tms_instance_key(s->seed[f], (uint64_t)r);
+        in->grid_point = point;
+        float *imp = P->importance + (size_t)idx * n;
+        for (int i = 0; i < n; i++)
+            imp[i] = s->importance_explicit ? (float)s->importance_values[(size_t)b * n + i]
+                                            : (float)pow(s->importance_decay[b], (double)i);
+    }
+    return 0;
+}
+
+void tms_problem_free(tms_problem_t *P) {
+    free(P->inst);
+    free(P->importance);
+    P->inst = NULL;
+    P->importance = NULL;
+}

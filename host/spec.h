@@ -1,0 +1,65 @@
+// spec.h: the run specification (a JSON file plus --set overrides), validated into
+// plain values, and its expansion into the instance grid.
+#ifndef TMS_SPEC_H
+#define TMS_SPEC_H
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "tms.h"
+
+#define TMS_MAX_LIST 4096
+
+typedef struct {
+    char name[128];
+    tms_model_t model;
+    // data
+    int n_density;
+    double density[TMS_MAX_LIST];
+    int importance_explicit;        // 0: importance_decay lists r (I_i = r^i); 1: explicit vectors
+    int n_importance;               // grid points along importance
+    double *importance_decay;       // (n_importance) when !importance_explicit
+    double *importance_values;      // (n_importance, n) when importance_explicit
+    int batch_size;
+    // optimizer
+    int optimizer;
+    int n_lr;
+    double lr[TMS_MAX_LIST];
+    double beta1, beta2, eps;
+    int n_weight_decay;
+    double weight_decay[TMS_MAX_LIST];
+    int schedule;
+    long warmup_steps;
+    // train
+    long steps;
+    int n_seed;
+    uint64_t seed[TMS_MAX_LIST];
+    int seeds;                      // replicates per grid point
+    long log_every;
+    long eval_samples;
+    // output
+    int images;
+    int contact_sheet;
+    int max_images;
+    // the whole spec with every default filled in, for the manifest
+    cJSON *resolved;
+} tms_spec_t;
+
+// Load `path`, apply the overrides ("section.field=value", value parsed as JSON and
+// taken as a string when it is not JSON), validate. On error returns -1 with one
+// message in err naming the field, the value and what is allowed.
+int tms_spec_load(tms_spec_t *spec, const char *path, char *const *overrides, int n_overrides,
+                  char *err, size_t errlen);
+// The same from a JSON text already in memory (used by the tests and by render/resume).
+int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_name,
+                   char *const *overrides, int n_overrides, char *err, size_t errlen);
+void tms_spec_free(tms_spec_t *spec);
+
+long tms_spec_instances(const tms_spec_t *spec);
+
+// Expand the grid: instance order is density (slowest), importance, lr,
+// weight_decay, seed, replicate (fastest). Fills P (allocating P->inst and
+// P->importance; free with tms_problem_free). Returns 0, or -1 when out of memory.
+int tms_problem_build(tms_problem_t *P, const tms_spec_t *spec);
+void tms_problem_free(tms_problem_t *P);
+
+#endif

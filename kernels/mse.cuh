@@ -1,0 +1,100 @@
+// mse.cuh: the output layer's epilogue fused with the importance-weighted MSE loss and
+// its gradient, and the per-instance loss reduction.
+//
+// Per instance, element (b, i) of the batch, with y the decoder GEMM's output:
+//   y    += b_i                          (bias on)
+//   out   = relu(y) or y                 (output_act)
+//   loss  = (1 / (B n)) sum_{b,i} I_i (x_bi - out_bi)^2
+//   dy    = (2 / (B n)) I_i (out - x) [y > 0 if output relu]
+// written exactly as host/cpu_model.inc writes them (two_scale = 2 * (1.0f / ((float)B *
+// (float)n)), dy = two_scale * I_i * (out - x)), so the elementwise part matches the CPU.
+// dy overwrites y in place: the backward needs only dy, h and x, and the ReLU mask is
+// taken from y before it is overwritten.
+//
+// The loss is reduced in two deterministic stages: mse_kernel1 writes one float partial
+// sum per block, (I, parts); loss_reduce_kernel1 adds an instance's partials in double
+// and divides by B n (the CPU divides its double sum by B n too). The training graph runs
+// only the first stage; the backend runs the second, outside the graph, after the step
+// whose loss train() reports.
+#pragma once
+
+#include "cuda_common.cuh"
+
+#define MSE_BLOCK_SIZE 256
+
+// Partial sums per instance: one per block of mse_kernel1.
+static inline int mse_loss_parts(long long per_instance) {
+    return (int)CEIL_DIV(per_instance, (long long)MSE_BLOCK_SIZE);
+}
+
+// ----------------------------------------------------------------------------
+// kernels
+
+// grid (mse_loss_parts(B n), instances in this chunk), block MSE_BLOCK_SIZE
+__global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^T, out: dy
+                            float *loss_partial,      // (I, gridDim.x)
+                            const float *x,           // (I, B, n)
+                            const float *bias,        // (I, n) or NULL
+                            const float *importance,  // (I, n)
+                            int inst0, int batch, int n, int output_relu, float two_scale) {
+    const int inst = inst0 + blockIdx.y;
+    const long long per_instance = (long long)batch * n;
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    float sq = 0.0f;
+    if (e < per_instance) {
+        const int i = (int)(e % n);
+        const size_t idx = (size_t)inst * per_instance + e;
+        float y = y_dy[idx];
+        if (bias) y += bias[(size_t)inst * n + i];
+        const float out = (output_relu && y < 0.0f) ? 0.0f : y;
+        const float xv = x[idx];
+        const float imp = importance[(size_t)inst * n + i];
+        const float d = xv - out;
+        sq = imp * d * d;
+        const float grad = two_scale * imp * (out - xv);
+        y_dy[idx] = (output_relu && !(y > 0.0f)) ? 0.0f : grad;
+    }
+    const float block_sum = blockReduceSum(sq);
+    if (threadIdx.x == 0) loss_partial[(size_t)inst * gridDim.x + blockIdx.x] = block_sum;
+}
+
+// grid (I), block 256: loss (I) = sum of the instance's partials / (B n)
+__global__ void loss_reduce_kernel1(float *loss,                // (I)
+                                    const float *loss_partial,  // (I, parts)
+                                    int parts, double per_instance) {
+    const float *p = loss_partial + (size_t)blockIdx.x * parts;
+    double sum = 0.0;
+    for (int j = threadIdx.x; j < parts; j += blockDim.x) sum += (double)p[j];
+    sum = blockReduceSumD(sum);
+    if (threadIdx.x == 0) loss[blockIdx.x] = (float)(sum / per_instance);
+}
+
+// ----------------------------------------------------------------------------
+// launchers
+
+// y_dy: y in, dy out; loss_partial (instances, mse_loss_parts(batch * n)).
+static inline int mse_forward_backward(float *y_dy, float *loss_partial, const float *x,
+                                       const float *bias, const float *importance, int instances,
+                                       int batch, int n, int output_relu, cudaStream_t stream) {
+    const int parts = mse_loss_parts((long long)batch * n);
+    // the CPU's scale: host/cpu_backend.c, instance_pass()
+    const float scale = 1.0f / ((float)batch * (float)n);
+    const float two_scale = 2.0f * scale;
+    for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
+        const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;
+        mse_kernel1<<<dim3(parts, chunk), MSE_BLOCK_SIZE, 0, stream>>>(
+            y_dy, loss_partial, x, bias, importance, inst0, batch, n, output_relu, two_scale);
+        cudaCheck(cudaGetLastError());
+    }
+    return 0;
+}
+
+static inline int loss_reduce(float *loss, const float *loss_partial, int instances, int batch,
+                              int n, cudaStream_t stream) {
+    const int block_size = 256;
+    const int parts = mse_loss_parts((long long)batch * n);
+    loss_reduce_kernel1<<<instances, block_size, 0, stream>>>(loss, loss_partial, parts,
+                                                              (double)batch * (double)n);
+    cudaCheck(cudaGetLastError());
+    return 0;
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# test_cli.sh TMS SCRATCH PYTHON: the tms binary end to end, as a user runs it.
+#   - --version / --help; bad specs exit 2 with a message naming the field, leaving no run directory;
+#   - a small untied run: the .npy files load in numpy with the right shapes, the CSVs agree with
+#     the weights, the PNGs decode at the right size, the manifest is complete;
+#   - the same spec at 1 and 2 threads gives bitwise-identical parameters;
+#   - render redraws the images; an existing run directory is refused without --force.
+set -u
+tms=$1; scratch=$2; py=$3
+rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+
+"$tms" --version | grep -q '^tms [0-9]' || fail "--version"
+"$tms" --help >/dev/null || fail "--help exits nonzero"
+"$tms" train --help | grep -q -- '--set' || fail "train --help lists --set"
+"$tms" frobnicate 2>/dev/null; [ $? -eq 2 ] || fail "unknown command must exit 2"
+
+cat > good.json <<'JSON'
+{"name": "cli", "model": {"n_features": 6, "n_hidden": 2, "decoder": "untied", "hidden_activation": "relu"},
+ "data": {"density": [1, 0.1], "importance_decay": 0.9, "batch_size": 256},
+ "train": {"steps": 300, "seeds": 2, "log_every": 50}, "output": {"max_images": 3}}
+JSON
+
+# bad input: exit 2, a message naming the field, and no run directory left behind
+bad() { # name expected-fragment spec-text [extra args]
+    local name=$1 frag=$2 text=$3; shift 3
+    printf '%s' "$text" > "bad_$name.json"
+    "$tms" train "bad_$name.json" --out "run_$name" "$@" 2> "err_$name.txt"
+    local rc=$?
+    [ $rc -eq 2 ] || fail "$name: exit code $rc, expected 2"
+    grep -qF -- "$frag" "err_$name.txt" || fail "$name: message '$(cat "err_$name.txt")' lacks '$frag'"
+    [ ! -e "run_$name" ] && [ ! -e "run_$name.partial" ] || fail "$name: left a run directory"
+}
+bad density 'data.density: 2 is not allowed; expected a number in (0, 1]' '{"model": {"n_features": 5, "n_hidden": 2}, "data": {"density": 2}}'
+bad unknown 'optimizer.learning_rate: unknown field' '{"model": {"n_features": 5, "n_hidden": 2}, "optimizer": {"learning_rate": 0.1}}'
+bad choice 'model.hidden_activation: "gelu" is not allowed; expected one of: none, relu' '{"model": {"n_features": 5, "n_hidden": 2, "hidden_activation": "gelu"}}'
+bad json 'not valid JSON' '{"model": {"n_features": 5, "n_hidden": 2},}'
+bad missing 'model: missing' '{"data": {"density": 0.1}}'
+bad set 'train.steps: 0 is not allowed; expected an integer from 1' '{"model": {"n_features": 5, "n_hidden": 2}}' --set train.steps=0
+bad backend '--backend tpu: expected one of: auto, cpu, cuda' '{"model": {"n_features": 5, "n_hidden": 2}}' --backend tpu
+"$tms" train does-not-exist.json --out run_nofile 2> err_nofile.txt; rc=$?
+[ $rc -eq 2 ] && grep -q 'cannot open does-not-exist.json' err_nofile.txt && [ ! -e run_nofile ] || fail "missing spec file: rc $rc"
+
+# a real run, then its outputs read back by numpy
+"$tms" train good.json --out run1 --threads 1 --quiet || fail "train exit code"
+"$tms" train good.json --out run2 --threads 2 2> progress.txt || fail "train at 2 threads"
+grep -q 'step 300/300' progress.txt || fail "no progress lines in a non-terminal log"
+for f in W.npy W2.npy b1.npy b.npy optimizer/adam_m_W.npy optimizer/adam_v_b.npy; do
+    cmp -s "run1/$f" "run2/$f" || fail "1 and 2 threads differ in $f"
+done
+[ ! -e run1.partial ] || fail "run1.partial left behind"
+
+"$py" - run1 <<'PY' || fail "numpy checks"
+import csv, json, struct, sys
+import numpy as np
+d = sys.argv[1]
+I, n, m = 4, 6, 2
+man = json.load(open(f"{d}/manifest.json"))
+assert man["status"] == "complete" and man["instances"] == I and man["steps_completed"] == 300, man
+assert man["spec"]["model"]["decoder"] == "untied" and man["backend"] == "cpu"
+assert man["tensors"] == {"W": [I, m, n], "W2": [I, n, m], "b1": [I, m], "b": [I, n]}, man["tensors"]
+W = np.load(f"{d}/W.npy"); W2 = np.load(f"{d}/W2.npy"); b1 = np.load(f"{d}/b1.npy"); b = np.load(f"{d}/b.npy")
+assert W.dtype == np.float32 and W.shape == (I, m, n) and W2.shape == (I, n, m), (W.shape, W2.shape)
+assert b1.shape == (I, m) and b.shape == (I, n) and np.isfinite(W).all()
+for t in ("W", "W2", "b1", "b"):
+    assert np.load(f"{d}/optimizer/adam_v_{t}.npy").shape == np.load(f"{d}/{t}.npy").shape
+rows = list(csv.DictReader(open(f"{d}/instances.csv")))
+assert len(rows) == I and np.allclose([float(r["density"]) for r in rows], [1, 1, 0.1, 0.1])
+for i, r in enumerate(rows):
+    Wi = W[i].astype(np.float64)
+    dstar = m / (Wi ** 2).sum()
+    assert abs(float(r["dims_per_feature"]) - dstar) < 1e-5 * dstar, (r, dstar)
+    assert int(r["n_represented"]) == int((np.linalg.norm(Wi, axis=0) > 0.5).sum())
+    assert abs(float(r["loss_sum_features"]) - n * float(r["loss_mean_features"])) < 1e-6
+assert sum(int(r["best_of_replicates"]) for r in rows) == 2
+feats = list(csv.DictReader(open(f"{d}/features.csv")))
+assert len(feats) == I * n
+for f in feats:
+    i, j = int(f["instance"]), int(f["feature"])
+    Wi = W[i].astype(np.float64)
+    norms = np.linalg.norm(Wi, axis=0)
+    unit = Wi[:, j] / norms[j]
+    dots = unit @ Wi
+    sup = (dots ** 2).sum() - norms[j] ** 2
+    assert abs(float(f["norm"]) - norms[j]) < 1e-5
+    assert abs(float(f["superposition"]) - sup) < 1e-4 * (1 + sup)
+    assert abs(float(f["dimensionality"]) - norms[j] ** 2 / (dots ** 2).sum()) < 1e-4
+    assert abs(float(f["importance"]) - 0.9 ** j) < 1e-6 and abs(float(f["bias"]) - b[i, j]) < 1e-6
+loss = list(csv.DictReader(open(f"{d}/loss.csv")))
+assert len(loss) == 6 * I and loss[0]["step"] == "0" and loss[-1]["step"] == "250"
+first = np.mean([float(r["loss_mean_features"]) for r in loss[:I]])
+last = np.mean([float(r["loss_mean_features"]) for r in loss[-I:]])
+assert last < first, (first, last)
+def png_size(path):
+    head = open(path, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", head[16:24])
+import os
+imgs = sorted(os.listdir(f"{d}/images"))
+assert imgs == ["instance_00000.png", "instance_00001.png", "instance_00002.png"], imgs
+w, h = png_size(f"{d}/images/instance_00000.png")
+assert w > 600 and h > 300, (w, h)
+# contact sheet: best replicate of each of the 2 grid points: 2 columns of 200 x 220 thumbnails
+assert png_size(f"{d}/contact_sheet.png") == (400, 220), png_size(f"{d}/contact_sheet.png")
+print("numpy checks passed")
+PY
+
+# render redraws from the weights: same pixels
+cp run1/images/instance_00001.png before.png
+rm run1/images/instance_00001.png run1/contact_sheet.png
+"$tms" render run1 2>/dev/null || fail "render exit code"
+cmp -s before.png run1/images/instance_00001.png || fail "render did not redraw the same image"
+[ -f run1/contact_sheet.png ] || fail "render did not redraw the contact sheet"
+"$tms" render nowhere 2>/dev/null; [ $? -eq 2 ] || fail "render of a missing run must exit 2"
+
+# an existing run directory is refused, and replaced only with --force
+"$tms" train good.json --out run1 --quiet 2> err_exists.txt; rc=$?
+[ $rc -eq 2 ] && grep -q 'already exists' err_exists.txt || fail "existing run dir: rc $rc"
+"$tms" train good.json --out run1 --quiet --force --set train.steps=100 || fail "--force"
+"$py" -c "import json,sys; assert json.load(open('run1/manifest.json'))['steps_completed'] == 100" || fail "--force did not replace"
+
+# a runtime failure (an output path that cannot be created) exits 1 and leaves nothing complete
+touch blocker
+"$tms" train good.json --out blocker/run --quiet 2> err_rt.txt; rc=$?
+[ $rc -eq 1 ] && grep -q 'cannot create directory' err_rt.txt || fail "unwritable output: rc $rc $(cat err_rt.txt)"
+
+if [ $fails -ne 0 ]; then echo "test_cli: $fails failure(s)"; exit 1; fi
+echo "test_cli: all checks passed"

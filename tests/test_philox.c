@@ -1,0 +1,99 @@
+// test_philox.c: Philox4x32-10 against the known-answer vectors published with
+// Random123 (kat_vectors), the counter/key mapping of curand_init, and the
+// statistics of the sparse batches.
+#include <math.h>
+#include <stdlib.h>
+#include "check.h"
+#include "tms.h"
+
+static void kat(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+    tms_u32x4 ctr = {{c0, c1, c2, c3}};
+    tms_u32x4 out = tms_philox4x32_10(ctr, k0, k1);
+    CHECK(out.v[0] == r0 && out.v[1] == r1 && out.v[2] == r2 && out.v[3] == r3,
+          "philox4x32_10 KAT ctr %08x..: got %08x %08x %08x %08x want %08x %08x %08x %08x", c0, out.v[0], out.v[1],
+          out.v[2], out.v[3], r0, r1, r2, r3);
+}
+
+int main(void) {
+    // Random123 kat_vectors, "philox4x32 10" lines: counter[4] key[2] -> output[4]
+    kat(0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8);
+    kat(0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+        0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd);
+    kat(0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+        0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1);
+
+    // curand_init(seed, subsequence, offset): key = seed (low word first), counter
+    // words 2..3 = subsequence, words 0..1 = offset / 4.
+    {
+        uint64_t seed = 0x299f31d0a4093822ull, subseq = 0x0370734413198a2eull, block = 0x85a308d3243f6a88ull;
+        tms_u32x4 r = tms_philox_block(seed, subseq, block);
+        CHECK(r.v[0] == 0xd16cfe09 && r.v[3] == 0x24126ea1, "tms_philox_block maps seed/subsequence/block wrongly");
+    }
+
+    // uniform conversion: (0, 1], exactly as curand_uniform
+    CHECK(tms_uniform_from_u32(0) == 2.3283064e-10f / 2.0f, "uniform(0) = 2^-33");
+    CHECK(tms_uniform_from_u32(0xffffffffu) == 1.0f, "uniform(2^32-1) rounds to 1");
+    CHECK(tms_uniform_from_u32(0x80000000u) == 0.5f + 2.3283064e-10f / 2.0f, "uniform(2^31)");
+
+    // a batch does not depend on how its rows are split into tiles
+    {
+        const int n = 7, rows = 300;
+        float *whole = malloc(sizeof(float) * n * rows), *parts = malloc(sizeof(float) * n * rows);
+        tms_sample_rows(42, 3, n, 0, rows, 0.3f, whole);
+        int r0 = 0, sizes[] = {1, 2, 5, 64, 13, 215};
+        for (int s = 0; s < 6; s++) {
+            tms_sample_rows(42, 3, n, r0, sizes[s], 0.3f, parts + (size_t)r0 * n);
+            r0 += sizes[s];
+        }
+        int same = 1;
+        for (int e = 0; e < n * rows; e++) same &= whole[e] == parts[e];
+        CHECK(r0 == rows && same, "tiling changes the batch");
+        free(whole);
+        free(parts);
+    }
+
+    // statistics: active fraction near the density; active values uniform on (0, 1]
+    const float densities[] = {1.0f, 0.3f, 0.05f, 0.001f};
+    for (int d = 0; d < 4; d++) {
+        const int n = 5, rows = 200000;
+        const long N = (long)n * rows;
+        float *x = malloc(sizeof(float) * N);
+        tms_sample_rows(tms_instance_key(7, d), 11, n, 0, rows, densities[d], x);
+        long active = 0;
+        long bins[10] = {0};
+        double sum = 0;
+        for (long e = 0; e < N; e++) {
+            if (x[e] == 0.0f) continue;
+            CHECK(x[e] > 0.0f && x[e] <= 1.0f, "active value %g outside (0, 1]", x[e]);
+            active++;
+            sum += x[e];
+            int b = (int)(x[e] * 10.0f);
+            bins[b > 9 ? 9 : b]++;
+        }
+        double p = densities[d];
+        double sd = sqrt(p * (1 - p) / N);
+        double frac = (double)active / N;
+        CHECK(fabs(frac - p) <= 5 * sd + 1e-9, "density %g: active fraction %g (5 sigma = %g)", p, frac, 5 * sd);
+        if (active > 1000) {
+            double mean = sum / active, sd_mean = sqrt(1.0 / 12.0 / active);
+            CHECK(fabs(mean - 0.5) < 5 * sd_mean, "density %g: mean active value %g", p, mean);
+            // chi-square over 10 equal bins, 9 degrees of freedom: P(chi2 > 33.7) = 1e-4
+            double chi2 = 0, expect = active / 10.0;
+            for (int b = 0; b < 10; b++) chi2 += (bins[b] - expect) * (bins[b] - expect) / expect;
+            CHECK(chi2 < 33.7, "density %g: chi-square %g over 10 bins says not uniform", p, chi2);
+        }
+        free(x);
+    }
+    // different instance keys and steps give different batches
+    {
+        float a[64], b[64], c[64];
+        tms_sample_rows(tms_instance_key(0, 0), 0, 8, 0, 8, 1.0f, a);
+        tms_sample_rows(tms_instance_key(0, 1), 0, 8, 0, 8, 1.0f, b);
+        tms_sample_rows(tms_instance_key(0, 0), 1, 8, 0, 8, 1.0f, c);
+        int ab = 0, ac = 0;
+        for (int e = 0; e < 64; e++) { ab += a[e] == b[e]; ac += a[e] == c[e]; }
+        CHECK(ab < 2 && ac < 2, "replicates or steps share random numbers (%d, %d equal of 64)", ab, ac);
+    }
+    return check_finish("test_philox");
+}

@@ -1,0 +1,96 @@
+// test_spec.c: spec validation, defaults, --set overrides and grid expansion.
+#include <string.h>
+#include "check.h"
+#include "spec.h"
+
+static int parse(tms_spec_t *s, const char *json, char *const *sets, int nsets, char *err) {
+    return tms_spec_parse(s, json, "t", sets, nsets, err, 512);
+}
+
+static void expect_error(const char *json, const char *set, const char *fragment) {
+    tms_spec_t s;
+    char err[512] = "";
+    char *sets[1] = {(char *)set};
+    int rc = parse(&s, json, sets, set ? 1 : 0, err);
+    CHECK(rc != 0, "accepted a bad spec: %s %s", json, set ? set : "");
+    CHECK(strstr(err, fragment) != NULL, "message '%s' does not mention '%s'", err, fragment);
+    if (rc == 0) tms_spec_free(&s);
+}
+
+#define BASE "\"model\": {\"n_features\": 5, \"n_hidden\": 2}"
+
+int main(void) {
+    tms_spec_t s;
+    char err[512];
+    // defaults: the paper's model and the notebook's recipe
+    CHECK(parse(&s, "{" BASE "}", NULL, 0, err) == 0, "minimal spec rejected: %s", err);
+    CHECK(s.model.decoder == TMS_DECODER_TIED && s.model.hidden_act == TMS_ACT_NONE &&
+          s.model.output_act == TMS_ACT_RELU && s.model.bias == 1, "model defaults");
+    CHECK(s.batch_size == 1024 && s.steps == 10000 && s.lr[0] == 1e-3 && s.weight_decay[0] == 0.01 &&
+          s.beta1 == 0.9 && s.beta2 == 0.999 && s.eps == 1e-8 && s.optimizer == TMS_OPT_ADAMW, "recipe defaults");
+    CHECK(tms_spec_instances(&s) == 1 && s.eval_samples == 8192, "one instance by default");
+    tms_spec_free(&s);
+    // adam defaults to no weight decay
+    CHECK(parse(&s, "{" BASE ", \"optimizer\": {\"name\": \"adam\"}}", NULL, 0, err) == 0, "%s", err);
+    CHECK(s.weight_decay[0] == 0.0, "adam weight decay default");
+    tms_spec_free(&s);
+
+    // grid: 3 densities x 2 decays x 2 lr x 1 wd x 2 seeds x 3 replicates = 72
+    const char *grid = "{" BASE ", \"data\": {\"density\": [1, 0.1, 0.01], \"importance_decay\": [0.9, 0.7]},"
+                       "\"optimizer\": {\"lr\": [1e-3, 3e-3]}, \"train\": {\"seed\": [5, 6], \"seeds\": 3}}";
+    CHECK(parse(&s, grid, NULL, 0, err) == 0, "%s", err);
+    tms_problem_t P;
+    CHECK(tms_problem_build(&P, &s) == 0 && P.instances == 72, "grid size %d", P.instances);
+    // order: density slowest ... replicate fastest
+    CHECK(P.inst[0].density == 1.0f && P.inst[24].density == 0.1f && P.inst[48].density == 0.01f, "density is slowest");
+    CHECK(P.inst[0].replicate == 0 && P.inst[1].replicate == 1 && P.inst[2].replicate == 2 && P.inst[3].replicate == 0,
+          "replicate is fastest");
+    CHECK(P.inst[3].seed == 6 && P.inst[0].grid_point == P.inst[2].grid_point && P.inst[3].grid_point == 1, "seed axis");
+    CHECK(P.inst[6].lr == 3e-3f, "lr axis");
+    CHECK(P.inst[12].importance_index == 1 && P.importance[12 * 5 + 2] == (float)(0.7 * 0.7), "importance axis");
+    // an instance's key depends only on its seed and replicate, not its grid position
+    CHECK(P.inst[1].key == P.inst[25].key && P.inst[1].key != P.inst[2].key && P.inst[0].key != P.inst[3].key,
+          "instance keys");
+    tms_problem_free(&P);
+    tms_spec_free(&s);
+
+    // overrides
+    char *sets[] = {"train.steps=2000", "model.decoder=untied", "data.density=[0.5,0.25]", "output.images=false"};
+    CHECK(parse(&s, "{" BASE "}", sets, 4, err) == 0, "%s", err);
+    CHECK(s.steps == 2000 && s.model.decoder == TMS_DECODER_UNTIED && s.n_density == 2 && s.density[1] == 0.25 &&
+          s.images == 0, "overrides not applied");
+    tms_spec_free(&s);
+
+    // explicit importance
+    CHECK(parse(&s, "{" BASE ", \"data\": {\"importance\": [[1,1,1,1,1],[5,4,3,2,1]]}}", NULL, 0, err) == 0, "%s", err);
+    CHECK(s.n_importance == 2 && s.importance_values[5] == 5, "explicit importance lists");
+    tms_spec_free(&s);
+
+    // errors: each names the field, the value and what is allowed
+    expect_error("{" BASE ", \"data\": {\"density\": 1.5}}", NULL, "data.density: 1.5 is not allowed; expected a number in (0, 1]");
+    expect_error("{" BASE ", \"data\": {\"density\": [0.5, 0]}}", NULL, "data.density[1]: 0 is not allowed");
+    expect_error("{" BASE ", \"data\": {\"densty\": 0.5}}", NULL, "data.densty: unknown field");
+    expect_error("{" BASE ", \"modle\": {}}", NULL, "modle: unknown section");
+    expect_error("{\"model\": {\"n_features\": 5}}", NULL, "model.n_hidden: missing");
+    expect_error("{\"model\": {\"n_features\": 2.5, \"n_hidden\": 1}}", NULL, "model.n_features: 2.5 is not allowed; expected an integer");
+    expect_error("{\"model\": {\"n_features\": 5, \"n_hidden\": 2, \"decoder\": \"shared\"}}", NULL,
+                 "model.decoder: \"shared\" is not allowed; expected one of: tied, untied");
+    expect_error("{\"model\": {\"n_features\": 5, \"n_hidden\": 2, \"bias\": 1}}", NULL, "model.bias: 1 is not allowed; expected true or false");
+    expect_error("{" BASE ", \"data\": {\"importance\": [1, 2]}}", NULL, "data.importance");
+    expect_error("{" BASE ", \"data\": {\"importance\": [1,1,1,1,1], \"importance_decay\": 0.9}}", NULL, "both given");
+    expect_error("{" BASE ", \"optimizer\": {\"schedule\": \"step\"}}", NULL, "optimizer.schedule: \"step\" is not allowed; expected one of: constant, linear, cosine");
+    expect_error("{" BASE ", \"optimizer\": {\"betas\": [0.9]}}", NULL, "optimizer.betas");
+    expect_error("{" BASE ", \"optimizer\": {\"warmup_steps\": 200}, \"train\": {\"steps\": 100}}", NULL, "optimizer.warmup_steps: 200 is not allowed; expected an integer from 0 to 99");
+    expect_error("{" BASE ", \"train\": {\"seeds\": 0}}", NULL, "train.seeds: 0 is not allowed");
+    expect_error("{" BASE ", \"train\": {\"eval_samples\": 100}}", NULL, "train.eval_samples: 100 is not allowed; expected an integer from 8192");
+    expect_error("{" BASE ", \"output\": {\"images\": \"yes\"}}", NULL, "output.images");
+    expect_error("{" BASE "", NULL, "not valid JSON");
+    expect_error("{" BASE ", " BASE "}", NULL, "model: given twice");
+    expect_error("{\"model\": {\"n_features\": 5, \"n_hidden\": 2, \"n_hidden\": 3}}", NULL, "model.n_hidden: given twice");
+    expect_error("[1, 2]", NULL, "must be a JSON object");
+    expect_error("{" BASE "}", "train.stpes=5", "train.stpes: unknown field");
+    expect_error("{" BASE "}", "steps=5", "--set steps=5: expected section.field=value");
+    expect_error("{" BASE "}", "trian.steps=5", "unknown section 'trian'");
+    expect_error("{" BASE "}", "data.density=2", "data.density: 2 is not allowed");
+    return check_finish("test_spec");
+}

@@ -135,7 +135,8 @@ typedef struct {
     double *W, *W2, *b1, *b;
 } tms_view_d_t;
 
-// Draw rows [row_begin, row_begin + rows) of step `subsequence`'s batch: x (rows, n).
+// Draw rows [row_begin, row_begin + rows) of step `subsequence`'s batch into a
+// feature-major tile: x[i * rows + r] is feature i of row row_begin + r.
 void tms_sample_rows(uint64_t key, uint64_t subsequence, int n, long row_begin, int rows,
                      float density, float *x);
 
@@ -143,7 +144,8 @@ void tms_sample_rows(uint64_t key, uint64_t subsequence, int n, long row_begin, 
 void tms_decoder_T(const tms_model_t *M, const tms_view_t *p, float *decT);
 void tms_decoder_T_d(const tms_model_t *M, const tms_view_d_t *p, double *decT);
 
-// Activations of a block: z (rows, m), h (rows, m), y (rows, n), out (rows, n).
+// Activations of a tile, all feature-major like x (n, rows): z (m, rows), h (m, rows),
+// y (n, rows), out (n, rows).
 // Returns the sum over the block of sum_i I_i (x_i - out_i)^2 (not yet divided).
 double tms_forward(const tms_model_t *M, const tms_view_t *p, const float *decT,
                    const float *importance, const float *x, int rows,
@@ -154,7 +156,7 @@ double tms_forward_d(const tms_model_t *M, const tms_view_d_t *p, const double *
 
 // Accumulate (+=) into g the gradient of scale * sum_{rows, i} I_i (x_i - out_i)^2.
 // The loss (mean over batch and features) uses scale = 1 / (batch * n).
-// dy (rows, n) and dh (rows, m) are scratch.
+// dy (n, rows) and dh (m, rows) are scratch.
 void tms_backward(const tms_model_t *M, const tms_view_t *p, const float *decT,
                   const float *importance, const float *x, int rows,
                   const float *z, const float *y, const float *h, const float *out,

@@ -62,8 +62,12 @@ static inline TMS_HD tms_u32x4 tms_philox_block(uint64_t seed, uint64_t subseque
 // curand_uniform: x * 2^-32 + 2^-33, in float. The product is exact (a power of two),
 // so a fused multiply-add on the device and two roundings on the host agree.
 // Range (0, 1]: 1.0f occurs when x rounds up to 2^32.
+// (float)x is formed as hi * 65536 + lo from two exact 16-bit halves: one rounding
+// of the exact x, so bit-identical to the direct conversion, and vectorisable on
+// SSE2, which has no unsigned-to-float instruction.
 static inline TMS_HD float tms_uniform_from_u32(uint32_t x) {
-    return (float)x * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
+    float xf = (float)(int32_t)(x >> 16) * 65536.0f + (float)(int32_t)(x & 0xffffu);
+    return xf * 2.3283064e-10f + (2.3283064e-10f / 2.0f);
 }
 
 // ----------------------------------------------------------------------------
@@ -74,7 +78,8 @@ static inline TMS_HD float tms_uniform_from_u32(uint32_t x) {
 // u / density is then uniform on (0, 1]. Inactive features are 0.
 
 static inline TMS_HD float tms_sparse_value(float u, float density) {
-    return u <= density ? u / density : 0.0f;
+    float value = u / density; // computed either way: a select, not a branch
+    return u <= density ? value : 0.0f;
 }
 
 // Subsequences above this are reserved for draws that are not training batches, so

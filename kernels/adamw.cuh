@@ -9,10 +9,11 @@
 // The update itself is tms_adam_update (tms_math.h), the formula the CPU backend uses.
 // Per instance: lr and weight decay. Per step: the lr schedule factor and the bias
 // corrections 1 - beta^t. This kernel is replayed from a CUDA graph, whose arguments are
-// frozen at capture, so the per-step numbers are not arguments: the host fills a table
-// tms_step_device_t[step] once with tms_step_constants (host/layout.c, the CPU's own
-// function, so both backends use the same rounded numbers) and the kernel reads the row
-// of the step in the device step counter. lr = (float)(instance lr * factor) is formed in
+// frozen at capture, so the per-step numbers are not arguments: the host fills a table of
+// tms_step_device_t rows, a window of steps starting at *table_base, with
+// tms_step_constants (host/layout.c, the CPU's own function, so both backends use the
+// same rounded numbers), and the kernel reads the row of the step in the device step
+// counter, table[*step - *table_base]. lr = (float)(instance lr * factor) is formed in
 // double as on the CPU (host/cpu_backend.c).
 #pragma once
 
@@ -42,8 +43,9 @@ __global__ void adamw_kernel1(float *params,                  // (L.total) flat 
                               adamw_layout_t layout, long long per_instance_total,
                               const float *inst_lr,           // (I) peak lr
                               const float *inst_weight_decay, // (I)
-                              const tms_step_device_t *table, // (table rows), indexed by step
+                              const tms_step_device_t *table, // (rows) row r: step table_base + r
                               const long long *step,          // (1) the step being taken
+                              const long long *table_base,    // (1) the step of table row 0
                               float beta1, float beta2, float eps, int kind, int inst0) {
     const int inst = inst0 + blockIdx.y;
     long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -58,7 +60,7 @@ __global__ void adamw_kernel1(float *params,                  // (L.total) flat 
         }
         j -= count;
     }
-    const tms_step_device_t c = table[*step];
+    const tms_step_device_t c = table[*step - *table_base];
     tms_adam_step_t s;
     s.lr = (float)((double)inst_lr[inst] * c.lr_factor);
     s.beta1 = beta1;
@@ -77,8 +79,8 @@ __global__ void adamw_kernel1(float *params,                  // (L.total) flat 
 static inline int adamw_update(float *params, float *adam_m, float *adam_v, const float *grads,
                                const tms_layout_t *L, const float *inst_lr,
                                const float *inst_weight_decay, const tms_step_device_t *table,
-                               const long long *step, float beta1, float beta2, float eps, int kind,
-                               cudaStream_t stream) {
+                               const long long *step, const long long *table_base, float beta1,
+                               float beta2, float eps, int kind, cudaStream_t stream) {
     adamw_layout_t layout;
     long long per_instance_total = 0;
     for (int t = 0; t < TMS_NTENSORS; t++) {
@@ -94,7 +96,7 @@ static inline int adamw_update(float *params, float *adam_m, float *adam_v, cons
         const int chunk = L->instances - inst0 < TMS_MAX_GRID_Y ? L->instances - inst0 : TMS_MAX_GRID_Y;
         adamw_kernel1<<<dim3(grid_x, chunk), (unsigned)block_size, 0, stream>>>(
             params, adam_m, adam_v, grads, layout, per_instance_total, inst_lr, inst_weight_decay,
-            table, step, beta1, beta2, eps, kind, inst0);
+            table, step, table_base, beta1, beta2, eps, kind, inst0);
         cudaCheck(cudaGetLastError());
     }
     return 0;

@@ -18,14 +18,15 @@ int main(void) {
             const float density = 0.37f;
             tms_sample_rows(seeds[s], steps[t], n, 0, rows, density, x);
             for (int e = 0; e < n * rows; e++) {
+                const float got = x[(e % n) * rows + e / n]; // element e = r * n + i sits at x[i * rows + r]
                 curandStatePhilox4_32_10_t st;
                 curand_init(seeds[s], steps[t], (unsigned long long)e, &st);
                 float u = curand_uniform(&st);
                 float want = u <= density ? u / density : 0.0f;
-                if (x[e] != want) {
+                if (got != want) {
                     if (failures++ < 5)
                         fprintf(stderr, "FAIL seed %llx step %llu element %d: tms %.9g curand %.9g\n",
-                                (unsigned long long)seeds[s], (unsigned long long)steps[t], e, x[e], want);
+                                (unsigned long long)seeds[s], (unsigned long long)steps[t], e, got, want);
                 }
             }
             // the block form the GPU kernel uses: curand_init(seed, step, 4q) + curand_uniform4

@@ -36,21 +36,22 @@ int main(void) {
     CHECK(tms_uniform_from_u32(0xffffffffu) == 1.0f, "uniform(2^32-1) rounds to 1");
     CHECK(tms_uniform_from_u32(0x80000000u) == 0.5f + 2.3283064e-10f / 2.0f, "uniform(2^31)");
 
-    // a batch does not depend on how its rows are split into tiles
+    // a batch does not depend on how its rows are split into tiles (tiles are
+    // feature-major: x[i * rows + r])
     {
         const int n = 7, rows = 300;
-        float *whole = malloc(sizeof(float) * n * rows), *parts = malloc(sizeof(float) * n * rows);
+        float *whole = malloc(sizeof(float) * n * rows), *part = malloc(sizeof(float) * n * rows);
         tms_sample_rows(42, 3, n, 0, rows, 0.3f, whole);
-        int r0 = 0, sizes[] = {1, 2, 5, 64, 13, 215};
+        int r0 = 0, sizes[] = {1, 2, 5, 64, 13, 215}, same = 1;
         for (int s = 0; s < 6; s++) {
-            tms_sample_rows(42, 3, n, r0, sizes[s], 0.3f, parts + (size_t)r0 * n);
+            tms_sample_rows(42, 3, n, r0, sizes[s], 0.3f, part);
+            for (int r = 0; r < sizes[s]; r++)
+                for (int i = 0; i < n; i++) same &= part[i * sizes[s] + r] == whole[i * rows + r0 + r];
             r0 += sizes[s];
         }
-        int same = 1;
-        for (int e = 0; e < n * rows; e++) same &= whole[e] == parts[e];
         CHECK(r0 == rows && same, "tiling changes the batch");
         free(whole);
-        free(parts);
+        free(part);
     }
 
     // statistics: active fraction near the density; active values uniform on (0, 1]

@@ -210,7 +210,7 @@ def run_peer(python, args, log_path, timeout):
 def summarise(rows):
     """rows: [{workload, impl, steps, reps: [result...]}] -> table lines (Markdown)."""
     out = ["| workload | impl | wall s (median) | wall min..max | process s | instance-steps/s "
-           "| loss_mean_features | peer/tms wall |",
+           "| loss_mean_features | torch/tms wall |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     tms_wall = {}
     for row in rows:
@@ -314,7 +314,7 @@ def bench_cpu(a):
         "wall: each program's own clock around its training loop (tms: manifest.json "
         "wall_seconds; torch: time.perf_counter around the loop). process: the whole command, "
         "start-up and imports included. instance-steps/s = instances x steps / wall. "
-        "peer/tms wall above 1 means tms is faster by that factor. loss_mean_features: final "
+        "torch/tms wall (peer wall / tms wall) above 1 means tms is faster by that factor. loss_mean_features: final "
         "loss, mean over batch and features, averaged over instances, as each program estimates it "
         "(a check that both trained, not a benchmark).",
         "",
@@ -394,7 +394,7 @@ def bench_gpu(a):
         "wall: each program's own clock around its training loop, synchronised before it stops "
         "(tms: manifest.json wall_seconds; torch: perf_counter after torch.cuda.synchronize). "
         "process: the whole command, CUDA context creation and imports included. "
-        "peer/tms wall above 1 means tms is faster by that factor. loss_mean_features: final loss "
+        "torch/tms wall (peer wall / tms wall) above 1 means tms is faster by that factor. loss_mean_features: final loss "
         "(mean over batch and features, averaged over instances) as each program estimates it.",
         "",
     ]

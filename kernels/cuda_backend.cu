@@ -366,28 +366,37 @@ static int cuda_get_state(tms_backend_t *be, float *params, float *adam_m, float
     return 0;
 }
 
-// Frees what exists; errors here are reported and otherwise ignored (nothing to undo).
+// Frees what exists. Errors here are reported and otherwise ignored (nothing to undo).
 static void cuda_destroy(tms_backend_t *be) {
     cuda_ctx_t *c = (cuda_ctx_t *)be->ctx;
     if (!c) return;
-    cudaSetDevice(c->device);
-    if (c->stream) cudaStreamSynchronize(c->stream);
-    if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
-    if (c->graph) cudaGraphDestroy(c->graph);
-    if (c->cublas) cublasDestroy(c->cublas);
-    void *device_buffers[] = {c->cublas_workspace, c->params, c->grads, c->adam_m, c->adam_v,
-                              c->importance, c->keys, c->density, c->lr, c->weight_decay, c->x,
-                              c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->state, c->table};
-    for (size_t k = 0; k < sizeof(device_buffers) / sizeof(device_buffers[0]); k++)
-        if (device_buffers[k]) cudaFree(device_buffers[k]);
-    void *host_buffers[] = {c->h_state, c->h_table, c->h_loss};
-    for (size_t k = 0; k < sizeof(host_buffers) / sizeof(host_buffers[0]); k++)
-        if (host_buffers[k]) cudaFreeHost(host_buffers[k]);
-    if (c->stream) cudaStreamDestroy(c->stream);
-    const cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        fprintf(stderr, "tms: CUDA backend: while freeing: %s (%s)\n", cudaGetErrorName(e),
-                cudaGetErrorString(e));
+    if (c->stream) { // everything on the device was created after the stream
+        cudaError_t first = cudaSuccess;
+#define KEEP_FIRST(call)                                  \
+    do {                                                  \
+        const cudaError_t e_ = (call);                    \
+        if (first == cudaSuccess) first = e_;             \
+    } while (0)
+        KEEP_FIRST(cudaSetDevice(c->device));
+        KEEP_FIRST(cudaStreamSynchronize(c->stream));
+        if (c->graph_exec) KEEP_FIRST(cudaGraphExecDestroy(c->graph_exec));
+        if (c->graph) KEEP_FIRST(cudaGraphDestroy(c->graph));
+        if (c->cublas && cublasDestroy(c->cublas) != CUBLAS_STATUS_SUCCESS)
+            fprintf(stderr, "tms: CUDA backend: cublasDestroy failed\n");
+        void *device_buffers[] = {c->cublas_workspace, c->params, c->grads, c->adam_m, c->adam_v,
+                                  c->importance, c->keys, c->density, c->lr, c->weight_decay, c->x,
+                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->state, c->table};
+        for (size_t k = 0; k < sizeof(device_buffers) / sizeof(device_buffers[0]); k++)
+            if (device_buffers[k]) KEEP_FIRST(cudaFree(device_buffers[k]));
+        void *host_buffers[] = {c->h_state, c->h_table, c->h_loss};
+        for (size_t k = 0; k < sizeof(host_buffers) / sizeof(host_buffers[0]); k++)
+            if (host_buffers[k]) KEEP_FIRST(cudaFreeHost(host_buffers[k]));
+        KEEP_FIRST(cudaStreamDestroy(c->stream));
+#undef KEEP_FIRST
+        if (first != cudaSuccess)
+            fprintf(stderr, "tms: CUDA backend: while freeing: %s (%s)\n", cudaGetErrorName(first),
+                    cudaGetErrorString(first));
+    }
     free(c);
     be->ctx = NULL;
 }

@@ -6,8 +6,9 @@
 //   out   = relu(y) or y                 (output_act)
 //   loss  = (1 / (B n)) sum_{b,i} I_i (x_bi - out_bi)^2
 //   dy    = (2 / (B n)) I_i (out - x) [y > 0 if output relu]
-// written exactly as host/cpu_model.inc writes them (two_scale = 2 * (1.0f / ((float)B *
-// (float)n)), dy = two_scale * I_i * (out - x)), so the elementwise part matches the CPU.
+// dy is formed as host/cpu_model.inc forms it (scale = 1.0f / ((float)B * (float)n),
+// dy = (2 * scale * I_i) * (out - x)), so given the same y it is the CPU's dy bit for bit;
+// the loss is summed in a different order (blocks here, feature by feature there).
 // dy overwrites y in place: the backward needs only dy, h and x, and the ReLU mask is
 // taken from y before it is overwritten.
 //

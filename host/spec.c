@@ -384,7 +384,7 @@ static int validate_train(errbuf_t *e, const cJSON *s, const cJSON *opt, tms_spe
     if (get_int(e, s, "train", "seeds", 1, 1, 100000, &seeds)) return -1;
     spec->seeds = (int)seeds;
     long log_default = spec->steps >= 100 ? spec->steps / 100 : 1;
-    if (get_int(e, s, "train", "log_every", log_default, 1, spec->steps, &spec->log_every)) return -1;
+    if (get_int(e, s, "train", "log_every", log_default, 1, 1000000000L, &spec->log_every)) return -1;
     if (get_int(e, s, "train", "eval_samples", 8192, 8192, 1L << 24, &spec->eval_samples)) return -1;
     return 0;
 }

@@ -106,6 +106,24 @@ assert png_size(f"{d}/contact_sheet.png") == (400, 220), png_size(f"{d}/contact_
 print("numpy checks passed")
 PY
 
+# every model combination trains and writes finite parameters of the documented shapes
+for dec in tied untied; do for hid in none relu; do for outact in relu none; do for bias in true false; do
+    out="combo_${dec}_${hid}_${outact}_${bias}"
+    "$tms" train good.json --out "$out" --quiet --set train.steps=40 --set train.seeds=1 --set data.batch_size=64 \
+        --set model.decoder=$dec --set model.hidden_activation=$hid --set model.output_activation=$outact \
+        --set model.bias=$bias --set output.images=false || fail "combination $out does not train"
+    "$py" - "$out" $dec $hid $bias <<'PY' || fail "combination $out: outputs"
+import json, os, sys
+import numpy as np
+d, dec, hid, bias = sys.argv[1:]
+W = np.load(f"{d}/W.npy"); assert W.shape == (2, 2, 6) and np.isfinite(W).all()
+assert os.path.exists(f"{d}/W2.npy") == (dec == "untied")
+assert os.path.exists(f"{d}/b.npy") == (bias == "true")
+assert os.path.exists(f"{d}/b1.npy") == (bias == "true" and hid == "relu")
+assert json.load(open(f"{d}/manifest.json"))["status"] == "complete"
+PY
+done; done; done; done
+
 # render redraws from the weights: same pixels
 cp run1/images/instance_00001.png before.png
 rm run1/images/instance_00001.png run1/contact_sheet.png

@@ -14,7 +14,7 @@
 #include <math.h>
 
 #ifdef __CUDACC__
-#define TMS_HD __host__ __device__ __forceinline__
+#define TMS_HD __host__ __device__
 #else
 #define TMS_HD
 #endif

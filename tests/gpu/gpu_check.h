@@ -96,6 +96,38 @@ static inline const char *model_name(const tms_model_t *M, char *buf, size_t len
     return buf;
 }
 
+// The smallest |pre-activation| a ReLU sees on step `step`'s batch over all instances (z
+// with a hidden ReLU, y with an output ReLU), computed on the CPU; 1e30 with no ReLU.
+// The backends round differently (~1e-7), so a value that close to 0 can land on
+// different sides of the kink and flip a mask: a true difference of the two functions,
+// not an error. Exact zeros are skipped: they come from all-zero rows, which both
+// backends compute exactly. Returns -1 when out of memory.
+static inline double min_kink_distance(const gpu_problem_t *g, const float *params, long step) {
+    const tms_model_t *M = &g->P.model;
+    const int hidden_relu = M->hidden_act == TMS_ACT_RELU, output_relu = M->output_act == TMS_ACT_RELU;
+    if (!hidden_relu && !output_relu) return 1e30;
+    const int n = M->n, m = M->m, B = g->P.batch_size;
+    float *x = malloc((size_t)B * n * sizeof(float)), *y = malloc((size_t)B * n * sizeof(float));
+    float *out = malloc((size_t)B * n * sizeof(float)), *z = malloc((size_t)B * m * sizeof(float));
+    float *h = malloc((size_t)B * m * sizeof(float)), *decT = malloc((size_t)m * n * sizeof(float));
+    double least = 1e30;
+    if (!x || !y || !out || !z || !h || !decT) least = -1;
+    for (int i = 0; least >= 0 && i < g->P.instances; i++) {
+        tms_view_t v = tms_view(&g->L, (float *)params, i);
+        tms_decoder_T(M, &v, decT);
+        tms_sample_rows(g->inst[i].key, (uint64_t)step, n, 0, B, g->inst[i].density, x);
+        tms_forward(M, &v, decT, g->importance + (size_t)i * n, x, B, z, h, y, out);
+        if (hidden_relu)
+            for (size_t e = 0; e < (size_t)B * m; e++)
+                if (z[e] != 0.0f && fabs(z[e]) < least) least = fabs(z[e]);
+        if (output_relu)
+            for (size_t e = 0; e < (size_t)B * n; e++)
+                if (y[e] != 0.0f && fabs(y[e]) < least) least = fabs(y[e]);
+    }
+    free(x); free(y); free(out); free(z); free(h); free(decT);
+    return least;
+}
+
 // ----------------------------------------------------------------------------
 // comparisons
 

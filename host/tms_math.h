@@ -88,6 +88,16 @@ static inline TMS_HD float tms_sparse_value(float u, float density) {
 #define TMS_SUBSEQ_EVAL (((uint64_t)1 << 62) + 1)  // the final evaluation batch
 
 // ----------------------------------------------------------------------------
+// The activation and the loss gradient, as macros so the float and double CPU paths
+// and the kernels share one spelling (and so one rounding and one choice at 0).
+//   TMS_RELU_IF(on, v): ReLU when `on`, identity otherwise; written v < 0 ? 0 : v, not fmax.
+//   TMS_MSE_GRAD(c, out, x, y, out_relu): d/dy of (c/2) (x - out)^2 with out = act(y),
+//     c = 2 * scale * I_i; the ReLU passes the gradient only where y > 0.
+
+#define TMS_RELU_IF(on, v) (((on) && (v) < 0) ? 0 : (v))
+#define TMS_MSE_GRAD(c, out, x, y, out_relu) (((out_relu) && !((y) > 0)) ? 0 : (c) * ((out) - (x)))
+
+// ----------------------------------------------------------------------------
 // Adam and AdamW for one element (torch.optim semantics, which the notebook uses).
 //   adamw: p -= lr * wd * p   (decoupled, before the Adam step)
 //   adam:  g += wd * p        (L2 folded into the gradient, as torch.optim.Adam)

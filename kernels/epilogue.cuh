@@ -12,6 +12,7 @@
 #pragma once
 
 #include "cuda_common.cuh"
+#include "tms_math.h"
 
 // ----------------------------------------------------------------------------
 // kernels
@@ -27,7 +28,7 @@ __global__ void bias_relu_forward_kernel1(float *h,          // (I, B, m) in: z,
         const long long inst = e / ((long long)batch * m);
         z += b1[inst * m + e % m];
     }
-    h[e] = z < 0.0f ? 0.0f : z;
+    h[e] = TMS_RELU_IF(1, z);
 }
 
 // 1-D grid over all I * B * m elements.

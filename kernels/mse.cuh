@@ -20,6 +20,7 @@
 #pragma once
 
 #include "cuda_common.cuh"
+#include "tms_math.h"
 
 #define MSE_BLOCK_SIZE 256
 
@@ -47,13 +48,12 @@ __global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^
         const size_t idx = (size_t)inst * per_instance + e;
         float y = y_dy[idx];
         if (bias) y += bias[(size_t)inst * n + i];
-        const float out = (output_relu && y < 0.0f) ? 0.0f : y;
+        const float out = TMS_RELU_IF(output_relu, y);
         const float xv = x[idx];
         const float imp = importance[(size_t)inst * n + i];
         const float d = xv - out;
         sq = imp * d * d;
-        const float grad = two_scale * imp * (out - xv);
-        y_dy[idx] = (output_relu && !(y > 0.0f)) ? 0.0f : grad;
+        y_dy[idx] = TMS_MSE_GRAD(two_scale * imp, out, xv, y, output_relu);
     }
     const float block_sum = blockReduceSum(sq);
     if (threadIdx.x == 0) loss_partial[(size_t)inst * gridDim.x + blockIdx.x] = block_sum;

@@ -2,6 +2,7 @@
 // per task); each instance runs its steps alone, in a fixed order, so its result
 // does not depend on the thread count. A batch is processed in tiles of rows that
 // fit in cache, drawn, run forward and backward one tile at a time.
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 typedef struct {
     float *x, *z, *h, *y, *out, *dy, *dh; // (tile, n) or (tile, m)
+    float *target;                        // (tile, n): the abs task's |x|; NULL when the target is x
     float *decT;                          // (m, n)
 } tile_scratch_t;
 
@@ -21,6 +23,7 @@ typedef struct {
     int threads;
     int tile;                                // rows per tile
     tile_scratch_t *scratch;                 // one per thread
+    long *diverged;                          // (instances) tms_instance_t.diverged_step convention
 } cpu_ctx_t;
 
 int tms_cpu_tile_rows(const tms_model_t *M, int batch) {
@@ -31,16 +34,19 @@ int tms_cpu_tile_rows(const tms_model_t *M, int batch) {
 
 static void scratch_free(tile_scratch_t *s) {
     free(s->x); free(s->z); free(s->h); free(s->y); free(s->out); free(s->dy); free(s->dh); free(s->decT);
+    free(s->target);
 }
 
-static int scratch_alloc(tile_scratch_t *s, const tms_model_t *M, int tile) {
+static int scratch_alloc(tile_scratch_t *s, const tms_model_t *M, const tms_data_t *D, int tile) {
     size_t tn = (size_t)tile * M->n, tm = (size_t)tile * M->m;
     memset(s, 0, sizeof(*s));
     s->x = malloc(tn * sizeof(float)); s->y = malloc(tn * sizeof(float));
     s->out = malloc(tn * sizeof(float)); s->dy = malloc(tn * sizeof(float));
     s->z = malloc(tm * sizeof(float)); s->h = malloc(tm * sizeof(float)); s->dh = malloc(tm * sizeof(float));
     s->decT = malloc((size_t)M->m * M->n * sizeof(float));
-    if (!s->x || !s->y || !s->out || !s->dy || !s->z || !s->h || !s->dh || !s->decT) {
+    if (tms_data_has_target(D)) s->target = malloc(tn * sizeof(float));
+    if (!s->x || !s->y || !s->out || !s->dy || !s->z || !s->h || !s->dh || !s->decT ||
+        (tms_data_has_target(D) && !s->target)) {
         scratch_free(s);
         return -1;
     }
@@ -70,10 +76,11 @@ static double instance_pass(const tms_problem_t *P, const tms_layout_t *L, float
     double loss = 0.0;
     for (long r0 = 0; r0 < rows; r0 += tile) {
         int nr = (int)(rows - r0 < tile ? rows - r0 : tile);
-        tms_sample_rows(P->inst[i].key, subsequence, M->n, r0, nr, P->inst[i].density, s->x);
-        loss += tms_forward(M, &p, decT, importance, s->x, nr, s->z, s->h, s->y, s->out);
+        tms_sample_tile(&P->data, P->inst[i].key, subsequence, M->n, r0, nr, P->inst[i].density, s->x, s->target);
+        const float *target = s->target ? s->target : s->x; // the sparse task's target is x itself
+        loss += tms_forward(M, &p, decT, importance, s->x, target, nr, s->z, s->h, s->y, s->out);
         if (grads)
-            tms_backward(M, &p, decT, importance, s->x, nr, s->z, s->y, s->h, s->out, scale, s->dy, s->dh, &g);
+            tms_backward(M, &p, decT, importance, s->x, target, nr, s->z, s->y, s->h, s->out, scale, s->dy, s->dh, &g);
     }
     return loss / ((double)rows * (double)M->n);
 }
@@ -82,6 +89,15 @@ static void zero_instance(const tms_layout_t *L, float *buffer, int i) {
     for (int t = 0; t < TMS_NTENSORS; t++)
         if (L->present[t])
             memset(buffer + L->offset[t] + L->per_instance[t] * (size_t)i, 0, L->per_instance[t] * sizeof(float));
+}
+
+static int instance_finite(const tms_layout_t *L, const float *buffer, int i) {
+    int finite = 1;
+    for (int t = 0; t < TMS_NTENSORS; t++) {
+        const float *p = buffer + L->offset[t] + L->per_instance[t] * (size_t)i;
+        for (size_t e = 0; e < L->per_instance[t]; e++) finite &= isfinite(p[e]) != 0;
+    }
+    return finite;
 }
 
 // ----------------------------------------------------------------------------
@@ -93,10 +109,19 @@ static int cpu_train(tms_backend_t *be, long step_begin, long step_end, float *l
     #pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
     for (int i = 0; i < P->instances; i++) {
         tile_scratch_t *s = &c->scratch[omp_get_thread_num()];
+        if (c->diverged[i]) {
+            loss_first[i] = NAN;
+            continue;
+        }
         for (long t = step_begin; t < step_end; t++) {
             zero_instance(&c->L, c->grads, i);
             double loss = instance_pass(P, &c->L, c->params, c->grads, i, (uint64_t)t, P->batch_size, c->tile, s);
             if (t == step_begin) loss_first[i] = (float)loss;
+            if (!isfinite(loss) || !instance_finite(&c->L, c->grads, i)) {
+                // diverged: freeze the instance with the parameters it had at step t
+                c->diverged[i] = t + 1;
+                break;
+            }
             double lr_factor;
             tms_adam_step_t st;
             tms_step_constants(P, t, &lr_factor, &st.bias1, &st.bias2);
@@ -119,13 +144,19 @@ static int cpu_get_state(tms_backend_t *be, float *params, float *adam_m, float 
     return 0;
 }
 
+static int cpu_get_diverged(tms_backend_t *be, long *diverged_step) {
+    cpu_ctx_t *c = be->ctx;
+    memcpy(diverged_step, c->diverged, (size_t)c->P.instances * sizeof(long));
+    return 0;
+}
+
 static void cpu_destroy(tms_backend_t *be) {
     cpu_ctx_t *c = be->ctx;
     if (!c) return;
     if (c->scratch)
         for (int t = 0; t < c->threads; t++) scratch_free(&c->scratch[t]);
     free(c->scratch);
-    free(c->params); free(c->grads); free(c->adam_m); free(c->adam_v);
+    free(c->params); free(c->grads); free(c->adam_m); free(c->adam_v); free(c->diverged);
     free(c);
     be->ctx = NULL;
 }
@@ -140,6 +171,7 @@ int tms_cpu_backend_create(tms_backend_t *be, const tms_problem_t *P, const tms_
     be->name = "cpu";
     be->train = cpu_train;
     be->get_state = cpu_get_state;
+    be->get_diverged = cpu_get_diverged;
     be->destroy = cpu_destroy;
     c->P = *P; // shallow: inst and importance stay owned by the caller
     c->L = *L;
@@ -152,9 +184,11 @@ int tms_cpu_backend_create(tms_backend_t *be, const tms_problem_t *P, const tms_
     c->params = malloc(bytes); c->grads = calloc(L->total, sizeof(float));
     c->adam_m = malloc(bytes); c->adam_v = malloc(bytes);
     c->scratch = calloc((size_t)c->threads, sizeof(tile_scratch_t));
-    if (!c->params || !c->grads || !c->adam_m || !c->adam_v || !c->scratch) goto oom;
+    c->diverged = malloc((size_t)(P->instances > 0 ? P->instances : 1) * sizeof(long));
+    if (!c->params || !c->grads || !c->adam_m || !c->adam_v || !c->scratch || !c->diverged) goto oom;
+    for (int i = 0; i < P->instances; i++) c->diverged[i] = P->inst[i].diverged_step;
     for (int t = 0; t < c->threads; t++)
-        if (scratch_alloc(&c->scratch[t], &P->model, c->tile)) goto oom;
+        if (scratch_alloc(&c->scratch[t], &P->model, &P->data, c->tile)) goto oom;
     memcpy(c->params, params, bytes);
     memcpy(c->adam_m, adam_m, bytes);
     memcpy(c->adam_v, adam_v, bytes);
@@ -176,7 +210,7 @@ int tms_cpu_eval_loss(const tms_problem_t *P, const tms_layout_t *L, const float
     #pragma omp parallel num_threads(threads) reduction(|:failed)
     {
         tile_scratch_t s;
-        if (scratch_alloc(&s, &P->model, tile)) {
+        if (scratch_alloc(&s, &P->model, &P->data, tile)) {
             failed = 1;
         } else {
             #pragma omp for schedule(dynamic, 1)
@@ -192,7 +226,7 @@ int tms_cpu_gradient(const tms_problem_t *P, const tms_layout_t *L, const float 
                      long step, float *grads, float *loss) {
     tile_scratch_t s;
     int tile = tms_cpu_tile_rows(&P->model, P->batch_size);
-    if (scratch_alloc(&s, &P->model, tile)) return -1;
+    if (scratch_alloc(&s, &P->model, &P->data, tile)) return -1;
     memset(grads, 0, L->total * sizeof(float));
     for (int i = 0; i < P->instances; i++) {
         double l = instance_pass(P, L, (float *)params, grads, i, (uint64_t)step, P->batch_size, tile, &s);

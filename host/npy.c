@@ -10,12 +10,12 @@
 #include "npy.h"
 
 // The complete header (magic through '\n') for a shape; returns its length.
-static size_t npy_header(char *out, size_t outlen, const long *shape, int ndim) {
+static size_t npy_header(char *out, size_t outlen, const char *descr, const long *shape, int ndim) {
     char dict[512], dims[400] = "";
     size_t used = 0;
     for (int d = 0; d < ndim; d++)
         used += (size_t)snprintf(dims + used, sizeof(dims) - used, "%ld%s", shape[d], (ndim == 1 || d < ndim - 1) ? "," : "");
-    int dl = snprintf(dict, sizeof(dict), "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+    int dl = snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
     size_t total = 10 + (size_t)dl + 1;
     size_t padded = (total + 63) / 64 * 64;
     if (padded > outlen) return 0;
@@ -35,15 +35,16 @@ static size_t element_count(const long *shape, int ndim) {
     return count;
 }
 
-int tms_npy_write(const char *path, const float *data, const long *shape, int ndim, char *err, size_t errlen) {
+static int npy_write(const char *path, const char *descr, const void *data, size_t elsize, const long *shape,
+                     int ndim, char *err, size_t errlen) {
     char header[640];
-    size_t hl = ndim <= 8 ? npy_header(header, sizeof(header), shape, ndim) : 0;
+    size_t hl = ndim <= 8 ? npy_header(header, sizeof(header), descr, shape, ndim) : 0;
     if (!hl) { snprintf(err, errlen, "%s: unsupported array shape", path); return -1; }
     size_t count = element_count(shape, ndim);
     tms_atomic_t a;
     if (tms_atomic_open(&a, path, err, errlen)) return -1;
-    // x86-64 and aarch64 are little-endian, as '<f4' says
-    if (fwrite(header, 1, hl, a.fp) != hl || (count && fwrite(data, sizeof(float), count, a.fp) != count)) {
+    // x86-64 and aarch64 are little-endian, as '<f4' and '<i8' say
+    if (fwrite(header, 1, hl, a.fp) != hl || (count && fwrite(data, elsize, count, a.fp) != count)) {
         snprintf(err, errlen, "cannot write %s", a.tmp);
         tms_atomic_abort(&a);
         return -1;
@@ -51,20 +52,38 @@ int tms_npy_write(const char *path, const float *data, const long *shape, int nd
     return tms_atomic_commit(&a, err, errlen);
 }
 
-int tms_npy_read(const char *path, float *data, const long *shape, int ndim, char *err, size_t errlen) {
+static int npy_read(const char *path, const char *descr, void *data, size_t elsize, const long *shape, int ndim,
+                    char *err, size_t errlen) {
     char expect[640], got[640];
-    size_t hl = npy_header(expect, sizeof(expect), shape, ndim);
+    size_t hl = npy_header(expect, sizeof(expect), descr, shape, ndim);
     FILE *fp = fopen(path, "rb");
     if (!fp) { snprintf(err, errlen, "cannot open %s", path); return -1; }
     size_t count = element_count(shape, ndim);
     int ok = hl && fread(got, 1, hl, fp) == hl && memcmp(got, expect, hl) == 0;
     if (!ok) {
         fclose(fp);
-        snprintf(err, errlen, "%s: not a float32 array of the expected shape (written by another program, or the run's spec changed?)", path);
+        snprintf(err, errlen, "%s: not a %s array of the expected shape (written by another program, or the run's spec changed?)",
+                 path, descr);
         return -1;
     }
-    ok = fread(data, sizeof(float), count, fp) == count && fgetc(fp) == EOF;
+    ok = fread(data, elsize, count, fp) == count && fgetc(fp) == EOF;
     fclose(fp);
     if (!ok) { snprintf(err, errlen, "%s: truncated or has trailing data", path); return -1; }
     return 0;
+}
+
+int tms_npy_write(const char *path, const float *data, const long *shape, int ndim, char *err, size_t errlen) {
+    return npy_write(path, "<f4", data, sizeof(float), shape, ndim, err, errlen);
+}
+
+int tms_npy_read(const char *path, float *data, const long *shape, int ndim, char *err, size_t errlen) {
+    return npy_read(path, "<f4", data, sizeof(float), shape, ndim, err, errlen);
+}
+
+int tms_npy_write_i64(const char *path, const int64_t *data, const long *shape, int ndim, char *err, size_t errlen) {
+    return npy_write(path, "<i8", data, sizeof(int64_t), shape, ndim, err, errlen);
+}
+
+int tms_npy_read_i64(const char *path, int64_t *data, const long *shape, int ndim, char *err, size_t errlen) {
+    return npy_read(path, "<i8", data, sizeof(int64_t), shape, ndim, err, errlen);
 }

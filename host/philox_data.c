@@ -1,5 +1,6 @@
-// philox_data.c: the sparse input batches, drawn on the CPU exactly as the CUDA
-// backend draws them with cuRAND (see tms_math.h for the scheme).
+// philox_data.c: the input batches (independent sparse features, correlated or
+// anticorrelated feature sets, the abs task's targets), drawn on the CPU exactly as the
+// CUDA backend draws them with cuRAND (see tms_math.h for the scheme and the formulas).
 //
 // The draw is most of the CPU backend's time for small models, so blocks are
 // computed four at a time with SSE2 where the compiler targets it (every x86-64):
@@ -70,19 +71,29 @@ static void philox_blocks(uint64_t key, uint64_t subsequence, uint64_t q0, int c
     }
 }
 
-void tms_sample_rows(uint64_t key, uint64_t subsequence, int n, long row_begin, int rows,
-                     float density, float *x) {
+// Element stream -> feature-major tile. Writes rows [row_begin, row_begin + rows) of the
+// (rows, n) element grid of `subsequence`, element e = row * n + i to x[i * rows + r]:
+// with `values` the independent features' values (tms_independent_value), otherwise the
+// raw uniforms u_e.
+static void fill_tile(uint64_t key, uint64_t subsequence, int n, long row_begin, int rows,
+                      int values_wanted, float density, int task, float *x) {
     const uint64_t e0 = (uint64_t)row_begin * (uint64_t)n;
     const uint64_t e1 = e0 + (uint64_t)rows * (uint64_t)n;
     uint32_t words[4 * CHUNK_BLOCKS];
     float values[4 * CHUNK_BLOCKS];
-    // element e = (row_begin + r) * n + i goes to x[i * rows + r]
     int r = 0, i = 0;
     for (uint64_t q = e0 >> 2; q * 4 < e1; q += CHUNK_BLOCKS) {
         uint64_t q_end = (e1 + 3) >> 2;
         int count = q_end - q < CHUNK_BLOCKS ? (int)(q_end - q) : CHUNK_BLOCKS;
         philox_blocks(key, subsequence, q, count, words);
-        for (int w = 0; w < 4 * count; w++) values[w] = tms_sparse_value(tms_uniform_from_u32(words[w]), density);
+        // separate loops, so each vectorises
+        if (values_wanted && task == TMS_TASK_SPARSE)
+            for (int w = 0; w < 4 * count; w++) values[w] = tms_sparse_value(tms_uniform_from_u32(words[w]), density);
+        else if (values_wanted)
+            for (int w = 0; w < 4 * count; w++)
+                values[w] = tms_independent_value(tms_uniform_from_u32(words[w]), density, task);
+        else
+            for (int w = 0; w < 4 * count; w++) values[w] = tms_uniform_from_u32(words[w]);
         uint64_t first = q * 4 < e0 ? e0 : q * 4;
         uint64_t last = (q + (uint64_t)count) * 4 < e1 ? (q + (uint64_t)count) * 4 : e1;
         for (uint64_t e = first; e < last; e++) {
@@ -90,4 +101,47 @@ void tms_sample_rows(uint64_t key, uint64_t subsequence, int n, long row_begin, 
             if (++i == n) { i = 0; r++; }
         }
     }
+}
+
+// Feature sets: x holds the raw uniforms u_e; replace them by the values, drawing each
+// (row, set)'s uniform v (tms_set_uniform) from the sets' subsequence.
+static void apply_sets(const tms_data_t *D, uint64_t key, uint64_t subsequence, int n, long row_begin,
+                       int rows, float density, float *x) {
+    const int k = D->set_size, G = n / k;
+    const uint64_t s0 = (uint64_t)row_begin * (uint64_t)G, s1 = s0 + (uint64_t)rows * (uint64_t)G;
+    uint32_t words[4 * CHUNK_BLOCKS];
+    for (uint64_t q = s0 >> 2; q * 4 < s1; q += CHUNK_BLOCKS) {
+        uint64_t q_end = (s1 + 3) >> 2;
+        int count = q_end - q < CHUNK_BLOCKS ? (int)(q_end - q) : CHUNK_BLOCKS;
+        philox_blocks(key, subsequence + TMS_SUBSEQ_SETS, q, count, words);
+        uint64_t first = q * 4 < s0 ? s0 : q * 4;
+        uint64_t last = (q + (uint64_t)count) * 4 < s1 ? (q + (uint64_t)count) * 4 : s1;
+        for (uint64_t s = first; s < last; s++) {
+            const float v = tms_uniform_from_u32(words[s - q * 4]);
+            const size_t r = (size_t)(s / (uint64_t)G - (uint64_t)row_begin);
+            const int g = (int)(s % (uint64_t)G);
+            for (int j = 0; j < k; j++) {
+                float *xe = x + (size_t)(g * k + j) * rows + r;
+                *xe = tms_set_value(*xe, v, density, D->task, D->sets, k, j);
+            }
+        }
+    }
+}
+
+void tms_sample_tile(const tms_data_t *D, uint64_t key, uint64_t subsequence, int n, long row_begin,
+                     int rows, float density, float *x, float *target) {
+    if (D->sets == TMS_SETS_NONE) {
+        fill_tile(key, subsequence, n, row_begin, rows, 1, density, D->task, x);
+    } else {
+        fill_tile(key, subsequence, n, row_begin, rows, 0, density, D->task, x);
+        apply_sets(D, key, subsequence, n, row_begin, rows, density, x);
+    }
+    if (target && tms_data_has_target(D))
+        for (size_t e = 0; e < (size_t)rows * n; e++) target[e] = tms_target_value(x[e], D->task);
+}
+
+void tms_sample_rows(uint64_t key, uint64_t subsequence, int n, long row_begin, int rows,
+                     float density, float *x) {
+    const tms_data_t sparse = {0};
+    tms_sample_tile(&sparse, key, subsequence, n, row_begin, rows, density, x, NULL);
 }

@@ -1,12 +1,19 @@
-// run.c: the run driver. Trains a spec on a backend and writes the run directory:
-//   manifest.json, W.npy / W2.npy / b1.npy / b.npy, optimizer/*.npy, instances.csv,
-//   features.csv, loss.csv, images/*.png, contact_sheet.png.
+// run.c: the run driver. Trains a spec (or one shard of its grid) on a backend and
+// writes the run directory:
+//   manifest.json, W.npy / W2.npy / b1.npy / b.npy, optimizer/*.npy, loss.npy,
+//   eval_loss.npy, diverged_step.npy, instances.csv, features.csv, loss.csv,
+//   images/*.png, contact_sheet.png.
 // The directory is built as "<out>.partial" and renamed to "<out>" only when every
-// file is written, so nothing under the final name is ever half-written. A run that
-// fails keeps "<out>.partial" with manifest.json saying "status": "failed" and why.
+// file is written, so nothing under the final name is ever half-written. While it
+// trains, "<out>.partial/checkpoint/" holds the latest checkpoint (every
+// --checkpoint-every steps, and on SIGTERM/SIGINT); `train --resume <out>` continues
+// from it, bit for bit as if never stopped. A run that fails keeps "<out>.partial"
+// with manifest.json saying "status": "failed" and why.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,57 +33,122 @@
 typedef struct {
     char err[1024];
     tms_spec_t spec;
-    tms_problem_t P;
+    tms_problem_t P;                  // this run's instances: the shard's slice of the grid
     tms_layout_t L;
+    int shard_k, shard_n;             // 0, 1 when the run is the whole grid
+    int first_instance;               // global grid index of P.inst[0]
+    int grid_instances;               // instances in the whole grid
     float *params, *adam_m, *adam_v;  // flat layout
-    double *final_loss;               // (instances) mean over batch and features, eval batch
-    float *loss_log;                  // (n_logs, instances)
-    long *log_steps;                  // (n_logs)
+    float *eval_loss;                 // (instances) mean over batch and features, eval batch
+    float *loss_log;                  // (instances, n_logs): training loss at steps 0, L, 2L, ...
     int n_logs;
     char backend_name[16];
     char device[128];
-    int threads;
+    int threads, tf32;
     long steps_done;
-    double wall_seconds;
+    long checkpoint_every;
+    double wall_seconds;              // training time, summed over resumes
     char start_time[32];
+    const char *command;
+    cJSON *sources;                   // merge: the shards it came from
 } run_t;
 
 static void run_free(run_t *r) {
     tms_spec_free(&r->spec);
     tms_problem_free(&r->P);
     free(r->params); free(r->adam_m); free(r->adam_v);
-    free(r->final_loss); free(r->loss_log); free(r->log_steps);
+    free(r->eval_loss); free(r->loss_log);
+    cJSON_Delete(r->sources);
+}
+
+static void utc_now(char *out, size_t len) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+// ----------------------------------------------------------------------------
+// the instances of a run: the grid, or one shard of it
+
+void tms_shard_slice(int instances, int seeds, int k, int n, int *first, int *count) {
+    long points = instances / seeds;
+    long p0 = points * k / n, p1 = points * (k + 1) / n;
+    *first = (int)(p0 * seeds);
+    *count = (int)((p1 - p0) * seeds);
+}
+
+// Build the problem of shard k/n of r->spec and allocate the run's state.
+static int run_setup(run_t *r, int k, int n) {
+    if (tms_problem_build(&r->P, &r->spec)) { snprintf(r->err, sizeof(r->err), "out of memory building the grid"); return -1; }
+    r->grid_instances = r->P.instances;
+    r->shard_k = k;
+    r->shard_n = n;
+    int first, count;
+    tms_shard_slice(r->P.instances, r->spec.seeds, k, n, &first, &count);
+    if (count == 0) {
+        snprintf(r->err, sizeof(r->err), "--shard %d/%d is empty: the grid has only %d grid points (x %d seeds); use at most %d shards",
+                 k, n, r->P.instances / r->spec.seeds, r->spec.seeds, r->P.instances / r->spec.seeds);
+        return -2;
+    }
+    const int nf = r->P.model.n;
+    memmove(r->P.inst, r->P.inst + first, (size_t)count * sizeof(tms_instance_t));
+    memmove(r->P.importance, r->P.importance + (size_t)first * nf, (size_t)count * nf * sizeof(float));
+    r->P.instances = count;
+    r->first_instance = first;
+    tms_layout_init(&r->L, &r->P.model, count);
+    size_t total = r->L.total ? r->L.total : 1;
+    r->params = calloc(total, sizeof(float));
+    r->adam_m = calloc(total, sizeof(float));
+    r->adam_v = calloc(total, sizeof(float));
+    r->eval_loss = calloc((size_t)count, sizeof(float));
+    r->n_logs = (int)((r->spec.steps + r->spec.log_every - 1) / r->spec.log_every);
+    r->loss_log = malloc((size_t)count * r->n_logs * sizeof(float));
+    if (!r->params || !r->adam_m || !r->adam_v || !r->eval_loss || !r->loss_log) {
+        snprintf(r->err, sizeof(r->err), "out of memory for %d instances (%zu parameters)", count, r->L.total);
+        return -1;
+    }
+    for (size_t e = 0; e < (size_t)count * r->n_logs; e++) r->loss_log[e] = NAN;
+    return 0;
 }
 
 // ----------------------------------------------------------------------------
 // manifest
 
 // The shape of tensor t with instances leading: W (I, m, n), W2 (I, n, m), b1 (I, m), b (I, n).
-static int tensor_shape(const tms_problem_t *P, int t, long shape[3]) {
-    shape[0] = P->instances;
+static int tensor_shape(const tms_problem_t *P, int t, long instances, long shape[3]) {
+    shape[0] = instances;
     if (t == TMS_T_W) { shape[1] = P->model.m; shape[2] = P->model.n; return 3; }
     if (t == TMS_T_W2) { shape[1] = P->model.n; shape[2] = P->model.m; return 3; }
     shape[1] = t == TMS_T_B1 ? P->model.m : P->model.n;
     return 2;
 }
 
-static int write_manifest(const run_t *r, const char *dir, const char *status, const char *error,
-                          const tms_train_opts_t *o) {
+static int write_manifest(const run_t *r, const char *dir, const char *status, const char *error) {
     cJSON *m = cJSON_CreateObject();
     if (!m) return -1;
     cJSON_AddStringToObject(m, "tms_version", TMS_VERSION);
     cJSON_AddStringToObject(m, "git_commit", TMS_GIT_COMMIT);
     cJSON_AddStringToObject(m, "status", status);
     if (error) cJSON_AddStringToObject(m, "error", error);
-    if (o && o->command_line) cJSON_AddStringToObject(m, "command", o->command_line);
+    if (r->command) cJSON_AddStringToObject(m, "command", r->command);
     cJSON_AddStringToObject(m, "backend", r->backend_name);
     cJSON_AddStringToObject(m, "device", r->device);
     if (strcmp(r->backend_name, "cpu") == 0) cJSON_AddNumberToObject(m, "threads", r->threads);
-    if (o && strcmp(r->backend_name, "cuda") == 0) cJSON_AddBoolToObject(m, "tf32", o->allow_tf32);
+    if (strcmp(r->backend_name, "cuda") == 0) cJSON_AddBoolToObject(m, "tf32", r->tf32);
     cJSON_AddStringToObject(m, "start_time", r->start_time);
     cJSON_AddNumberToObject(m, "wall_seconds", r->wall_seconds);
     cJSON_AddNumberToObject(m, "steps_completed", (double)r->steps_done);
+    cJSON_AddNumberToObject(m, "checkpoint_every", (double)r->checkpoint_every);
     cJSON_AddNumberToObject(m, "instances", r->P.instances);
+    cJSON *shard = cJSON_AddObjectToObject(m, "shard");
+    cJSON_AddNumberToObject(shard, "index", r->shard_k);
+    cJSON_AddNumberToObject(shard, "count", r->shard_n);
+    cJSON_AddNumberToObject(shard, "first_instance", r->first_instance);
+    cJSON_AddNumberToObject(shard, "grid_instances", r->grid_instances);
+    int diverged = 0;
+    for (int i = 0; i < r->P.instances; i++) diverged += r->P.inst[i].diverged_step != 0;
+    cJSON_AddNumberToObject(m, "diverged_instances", diverged);
     cJSON_AddStringToObject(m, "init", "xavier_normal per instance: std = sqrt(2 / (n_features + n_hidden))");
     cJSON_AddStringToObject(m, "loss_normalisation",
                             "loss_mean_features = mean over batch and features of I_i (x_i - x'_i)^2 (the notebook's); "
@@ -85,10 +157,11 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
     for (int t = 0; t < TMS_NTENSORS; t++) {
         if (!r->L.present[t]) continue;
         long shape[3];
-        int nd = tensor_shape(&r->P, t, shape);
+        int nd = tensor_shape(&r->P, t, r->P.instances, shape);
         double dims[3] = {(double)shape[0], (double)shape[1], (double)shape[2]};
         cJSON_AddItemToObject(tensors, tms_tensor_names[t], cJSON_CreateDoubleArray(dims, nd));
     }
+    if (r->sources) cJSON_AddItemReferenceToObject(m, "merged_from", r->sources);
     cJSON_AddItemReferenceToObject(m, "spec", r->spec.resolved);
     char *text = cJSON_Print(m);
     cJSON_Delete(m);
@@ -103,21 +176,112 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
     return rc;
 }
 
-// ----------------------------------------------------------------------------
-// outputs
+// Parse DIR/manifest.json. Returns NULL with a message in err.
+static cJSON *read_manifest(const char *dir, char *err, size_t errlen) {
+    char path[4096], msg[1024];
+    char *text = NULL;
+    if (tms_join(path, sizeof(path), dir, "manifest.json") || tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
+        snprintf(err, errlen, "%s is not a run directory (%s)", dir, msg);
+        return NULL;
+    }
+    cJSON *m = cJSON_Parse(text);
+    free(text);
+    if (!m || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "status")) ||
+        !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(m, "spec"))) {
+        snprintf(err, errlen, "%s/manifest.json is not a tms manifest", dir);
+        cJSON_Delete(m);
+        return NULL;
+    }
+    return m;
+}
 
-static int write_tensors(run_t *r, const char *dir, const float *buffer, const char *prefix) {
+static const char *manifest_string(const cJSON *m, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double manifest_number(const cJSON *m, const char *key, double def) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+// r->spec from a manifest's resolved spec.
+static int spec_from_manifest(run_t *r, const cJSON *m, const char *dir) {
+    char msg[1024];
+    char *spec_text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(m, "spec"));
+    int rc = spec_text ? tms_spec_parse(&r->spec, spec_text, NULL, NULL, 0, msg, sizeof(msg)) : -1;
+    cJSON_free(spec_text);
+    if (rc) snprintf(r->err, sizeof(r->err), "%s: the spec in manifest.json is not valid: %s", dir, msg);
+    return rc;
+}
+
+// Set up r from a manifest: its spec and shard.
+static int run_from_manifest(run_t *r, const cJSON *m, const char *dir) {
+    if (spec_from_manifest(r, m, dir)) return -1;
+    const cJSON *shard = cJSON_GetObjectItemCaseSensitive(m, "shard");
+    int k = (int)manifest_number(shard, "index", 0), n = (int)manifest_number(shard, "count", 1);
+    if (n < 1 || k < 0 || k >= n) { snprintf(r->err, sizeof(r->err), "%s: manifest.json has a bad shard", dir); return -1; }
+    if (run_setup(r, k, n)) return -1;
+    r->wall_seconds = manifest_number(m, "wall_seconds", 0.0);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// state files: parameters, Adam moments, the loss log, divergence, eval losses.
+// Instances [first, first + count) of r's buffers go to (or come from) a directory
+// whose arrays hold exactly those instances (a run's own, or one shard's).
+
+enum { STATE_TRAINING = 0, STATE_FINAL = 1 };
+
+typedef int (*npy_io_fn)(const char *path, float *data, const long *shape, int ndim, char *err, size_t errlen);
+
+static int tensors_io(run_t *r, const char *dir, float *buffer, const char *prefix, int first, int count, int writing) {
     for (int t = 0; t < TMS_NTENSORS; t++) {
         if (!r->L.present[t]) continue;
         long shape[3];
-        int nd = tensor_shape(&r->P, t, shape);
+        int nd = tensor_shape(&r->P, t, count, shape);
         char name[64], path[4096];
         snprintf(name, sizeof(name), "%s%s.npy", prefix, tms_tensor_names[t]);
         if (tms_join(path, sizeof(path), dir, name)) { snprintf(r->err, sizeof(r->err), "path too long"); return -1; }
-        if (tms_npy_write(path, buffer + r->L.offset[t], shape, nd, r->err, sizeof(r->err))) return -1;
+        float *data = buffer + r->L.offset[t] + r->L.per_instance[t] * (size_t)first;
+        int rc = writing ? tms_npy_write(path, data, shape, nd, r->err, sizeof(r->err))
+                         : tms_npy_read(path, data, shape, nd, r->err, sizeof(r->err));
+        if (rc) return -1;
     }
     return 0;
 }
+
+static int state_io(run_t *r, const char *dir, int first, int count, int what, int writing) {
+    char optdir[4096], path[4096];
+    if (tensors_io(r, dir, r->params, "", first, count, writing)) return -1;
+    if (tms_join(optdir, sizeof(optdir), dir, "optimizer")) { snprintf(r->err, sizeof(r->err), "path too long"); return -1; }
+    if (writing && tms_mkdirs(optdir, r->err, sizeof(r->err))) return -1;
+    if (tensors_io(r, optdir, r->adam_m, "adam_m_", first, count, writing)) return -1;
+    if (tensors_io(r, optdir, r->adam_v, "adam_v_", first, count, writing)) return -1;
+    long shape[2] = {count, r->n_logs};
+    npy_io_fn io = writing ? (npy_io_fn)tms_npy_write : tms_npy_read;
+    if (tms_join(path, sizeof(path), dir, "loss.npy") ||
+        io(path, r->loss_log + (size_t)first * r->n_logs, shape, 2, r->err, sizeof(r->err)))
+        return -1;
+    int64_t *div = malloc((size_t)(count ? count : 1) * sizeof(int64_t));
+    if (!div) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    for (int i = 0; i < count && writing; i++) div[i] = r->P.inst[first + i].diverged_step;
+    int rc = tms_join(path, sizeof(path), dir, "diverged_step.npy");
+    if (!rc) rc = writing ? tms_npy_write_i64(path, div, shape, 1, r->err, sizeof(r->err))
+                          : tms_npy_read_i64(path, div, shape, 1, r->err, sizeof(r->err));
+    for (int i = 0; i < count && !writing && !rc; i++) r->P.inst[first + i].diverged_step = (long)div[i];
+    free(div);
+    if (rc) return -1;
+    if (what == STATE_FINAL) {
+        if (tms_join(path, sizeof(path), dir, "eval_loss.npy") ||
+            io(path, r->eval_loss + first, shape, 1, r->err, sizeof(r->err)))
+            return -1;
+    }
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// tables and images
 
 // csv output through an atomic file; fprintf errors are caught at commit (ferror)
 static int csv_open(run_t *r, tms_atomic_t *a, const char *dir, const char *name) {
@@ -127,6 +291,7 @@ static int csv_open(run_t *r, tms_atomic_t *a, const char *dir, const char *name
 }
 
 // best_of_replicates: 1 for the replicate with the lowest final loss of each grid point
+// (a diverged replicate, whose loss is NaN, is never the best unless all are)
 static void best_replicates(const run_t *r, int *best) {
     const tms_problem_t *P = &r->P;
     for (int i = 0; i < P->instances; i++) best[i] = 0;
@@ -134,7 +299,7 @@ static void best_replicates(const run_t *r, int *best) {
     while (i < P->instances) {
         int j = i, arg = i;
         while (j < P->instances && P->inst[j].grid_point == P->inst[i].grid_point) {
-            if (r->final_loss[j] < r->final_loss[arg]) arg = j;
+            if (r->eval_loss[j] < r->eval_loss[arg] || isnan(r->eval_loss[arg])) arg = j;
             j++;
         }
         best[arg] = 1;
@@ -155,7 +320,8 @@ static int write_tables(run_t *r, const char *dir) {
     if (csv_open(r, &ai, dir, "instances.csv")) goto out0;
     if (csv_open(r, &af, dir, "features.csv")) goto out1;
     fprintf(ai.fp, "instance,grid_point,density,importance_decay,importance_index,lr,weight_decay,seed,replicate,"
-                   "philox_key,loss_mean_features,loss_sum_features,dims_per_feature,n_represented,best_of_replicates\n");
+                   "philox_key,loss_mean_features,loss_sum_features,dims_per_feature,n_represented,best_of_replicates,"
+                   "diverged,diverged_step\n");
     fprintf(af.fp, "instance,feature,importance,norm,superposition,dimensionality,bias\n");
     for (int i = 0; i < P->instances; i++) {
         const tms_instance_t *in = &P->inst[i];
@@ -163,25 +329,27 @@ static int write_tables(run_t *r, const char *dir) {
         tms_feature_geometry(v.W, m, n, norm, sup, dim);
         int represented = 0;
         for (int f = 0; f < n; f++) represented += norm[f] > 0.5f;
-        char decay[32] = "";
+        char decay[32] = "", dstep[32] = "";
         if (!r->spec.importance_explicit) snprintf(decay, sizeof(decay), "%.9g", r->spec.importance_decay[in->importance_index]);
-        fprintf(ai.fp, "%d,%d,%.9g,%s,%d,%.9g,%.9g,%llu,%d,%llu,%.9g,%.9g,%.9g,%d,%d\n", i, in->grid_point,
-                in->density, decay, in->importance_index, in->lr, in->weight_decay, (unsigned long long)in->seed,
-                in->replicate, (unsigned long long)in->key, r->final_loss[i], r->final_loss[i] * n,
-                tms_dims_per_feature(v.W, m, n), represented, best[i]);
+        if (in->diverged_step > 0) snprintf(dstep, sizeof(dstep), "%ld", in->diverged_step - 1);
+        fprintf(ai.fp, "%d,%d,%.9g,%s,%d,%.9g,%.9g,%llu,%d,%llu,%.9g,%.9g,%.9g,%d,%d,%d,%s\n", r->first_instance + i,
+                in->grid_point, in->density, decay, in->importance_index, in->lr, in->weight_decay,
+                (unsigned long long)in->seed, in->replicate, (unsigned long long)in->key, r->eval_loss[i],
+                r->eval_loss[i] * n, tms_dims_per_feature(v.W, m, n), represented, best[i], in->diverged_step != 0,
+                dstep);
         const float *imp = P->importance + (size_t)i * n;
         for (int f = 0; f < n; f++) {
             char bias[32] = "";
             if (v.b) snprintf(bias, sizeof(bias), "%.9g", v.b[f]);
-            fprintf(af.fp, "%d,%d,%.9g,%.9g,%.9g,%.9g,%s\n", i, f, imp[f], norm[f], sup[f], dim[f], bias);
+            fprintf(af.fp, "%d,%d,%.9g,%.9g,%.9g,%.9g,%s\n", r->first_instance + i, f, imp[f], norm[f], sup[f], dim[f], bias);
         }
     }
     if (csv_open(r, &al, dir, "loss.csv")) goto out2;
-    fprintf(al.fp, "step,instance,loss_mean_features,loss_sum_features\n");
-    for (int k = 0; k < r->n_logs; k++)
-        for (int i = 0; i < P->instances; i++) {
-            float l = r->loss_log[(size_t)k * P->instances + i];
-            fprintf(al.fp, "%ld,%d,%.9g,%.9g\n", r->log_steps[k], i, l, l * n);
+    fprintf(al.fp, "instance,step,loss_mean_features,loss_sum_features\n");
+    for (int i = 0; i < P->instances; i++)
+        for (int k = 0; k < r->n_logs; k++) {
+            float l = r->loss_log[(size_t)i * r->n_logs + k];
+            fprintf(al.fp, "%d,%ld,%.9g,%.9g\n", r->first_instance + i, (long)k * r->spec.log_every, l, l * n);
         }
     if (tms_atomic_commit(&al, r->err, sizeof(r->err))) goto out2;
     if (tms_atomic_commit(&af, r->err, sizeof(r->err))) goto out1;
@@ -201,9 +369,10 @@ out0:
 static tms_render_item_t render_item(const run_t *r, int i, char *label, size_t labellen) {
     tms_view_t v = tms_view(&r->L, r->params, i);
     const tms_instance_t *in = &r->P.inst[i];
-    snprintf(label, labellen, "#%d p=%.3g seed %llu rep %d", i, in->density, (unsigned long long)in->seed, in->replicate);
+    snprintf(label, labellen, "#%d p=%.3g seed %llu rep %d%s", r->first_instance + i, in->density,
+             (unsigned long long)in->seed, in->replicate, in->diverged_step ? " DIVERGED" : "");
     tms_render_item_t item = {&r->P.model, v.W, v.W2, v.b, r->P.importance + (size_t)i * r->P.model.n,
-                              in->density, (float)r->final_loss[i], label};
+                              in->density, r->eval_loss[i], label};
     return item;
 }
 
@@ -212,7 +381,7 @@ static tms_render_item_t render_item(const run_t *r, int i, char *label, size_t 
 static int write_images(run_t *r, const char *dir) {
     const tms_spec_t *s = &r->spec;
     if (!s->images && !s->contact_sheet) return 0;
-    char imgdir[4096], path[4096], name[64];
+    char imgdir[4096], path[4096];
     int limit = s->max_images < r->P.instances ? s->max_images : r->P.instances;
     if (s->images && limit > 0) {
         if (tms_join(imgdir, sizeof(imgdir), dir, "images") || tms_mkdirs(imgdir, r->err, sizeof(r->err))) return -1;
@@ -221,7 +390,7 @@ static int write_images(run_t *r, const char *dir) {
         for (int i = 0; i < limit; i++) {
             char label[96], err[512], ipath[4096], iname[64];
             tms_render_item_t item = render_item(r, i, label, sizeof(label));
-            snprintf(iname, sizeof(iname), "instance_%05d.png", i);
+            snprintf(iname, sizeof(iname), "instance_%05d.png", r->first_instance + i);
             if (tms_join(ipath, sizeof(ipath), imgdir, iname) || tms_render_instance(ipath, &item, err, sizeof(err))) {
                 #pragma omp critical
                 snprintf(r->err, sizeof(r->err), "%s", err);
@@ -243,8 +412,8 @@ static int write_images(run_t *r, const char *dir) {
         int count = 0;
         for (int i = 0; i < r->P.instances && count < limit; i++)
             if (s->seeds == 1 || best[i]) { items[count] = render_item(r, i, labels[count], sizeof(labels[count])); count++; }
-        snprintf(name, sizeof(name), "contact_sheet.png");
-        int rc = tms_join(path, sizeof(path), dir, name) ? -1 : tms_render_contact_sheet(path, items, count, r->err, sizeof(r->err));
+        int rc = tms_join(path, sizeof(path), dir, "contact_sheet.png") ? -1
+                 : tms_render_contact_sheet(path, items, count, r->err, sizeof(r->err));
         free(best); free(items); free(labels);
         if (rc) return -1;
     }
@@ -252,30 +421,121 @@ static int write_images(run_t *r, const char *dir) {
 }
 
 static int write_outputs(run_t *r, const char *dir) {
-    char optdir[4096];
-    if (write_tensors(r, dir, r->params, "")) return -1;
-    if (tms_join(optdir, sizeof(optdir), dir, "optimizer") || tms_mkdirs(optdir, r->err, sizeof(r->err))) return -1;
-    if (write_tensors(r, optdir, r->adam_m, "adam_m_")) return -1;
-    if (write_tensors(r, optdir, r->adam_v, "adam_v_")) return -1;
+    if (state_io(r, dir, 0, r->P.instances, STATE_FINAL, 1)) return -1;
     if (write_tables(r, dir)) return -1;
     if (write_images(r, dir)) return -1;
     return 0;
 }
 
-// ----------------------------------------------------------------------------
-// train
-
-static int alloc_state(run_t *r) {
-    r->params = calloc(r->L.total ? r->L.total : 1, sizeof(float));
-    r->adam_m = calloc(r->L.total ? r->L.total : 1, sizeof(float));
-    r->adam_v = calloc(r->L.total ? r->L.total : 1, sizeof(float));
-    r->final_loss = calloc((size_t)r->P.instances, sizeof(double));
-    if (!r->params || !r->adam_m || !r->adam_v || !r->final_loss) {
-        snprintf(r->err, sizeof(r->err), "out of memory for %d instances (%zu parameters)", r->P.instances, r->L.total);
+// Rename `partial` to `out`: an existing `out` (only with force) is moved aside first
+// and removed after. Returns 0, or -1 with a message.
+static int publish(run_t *r, const char *partial, const char *out) {
+    char old[4096 + 32] = "";
+    if (tms_path_exists(out)) {
+        snprintf(old, sizeof(old), "%s.old-%ld", out, (long)getpid());
+        if (rename(out, old) != 0) {
+            snprintf(r->err, sizeof(r->err), "cannot move the existing %s aside: %s", out, strerror(errno));
+            return -1;
+        }
+    }
+    if (rename(partial, out) != 0) {
+        snprintf(r->err, sizeof(r->err), "cannot rename %s to %s: %s", partial, out, strerror(errno));
+        if (old[0]) rename(old, out);
         return -1;
+    }
+    if (old[0]) tms_remove_tree(old);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// checkpoints
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+// The backend's state into r (parameters, moments, divergence).
+static int pull_state(run_t *r, tms_backend_t *be) {
+    if (be->get_state(be, r->params, r->adam_m, r->adam_v)) {
+        snprintf(r->err, sizeof(r->err), "could not copy the state back from the %s backend", be->name);
+        return -1;
+    }
+    if (be->get_diverged) {
+        long *div = malloc((size_t)r->P.instances * sizeof(long));
+        if (!div || be->get_diverged(be, div)) { free(div); snprintf(r->err, sizeof(r->err), "could not read divergence"); return -1; }
+        for (int i = 0; i < r->P.instances; i++) r->P.inst[i].diverged_step = div[i];
+        free(div);
+    } else {
+        // a backend that does not detect divergence: mark non-finite instances, step unknown
+        for (int i = 0; i < r->P.instances; i++) {
+            tms_view_t v = tms_view(&r->L, r->params, i);
+            int finite = 1;
+            for (size_t e = 0; e < (size_t)r->P.model.m * r->P.model.n; e++) finite &= isfinite(v.W[e]) != 0;
+            if (!finite && r->P.inst[i].diverged_step == 0) r->P.inst[i].diverged_step = -1;
+        }
     }
     return 0;
 }
+
+// Write the checkpoint of step r->steps_done into partial/checkpoint/: the files go to
+// checkpoint.new/ (checkpoint.json last), which then swaps places with checkpoint/ in
+// one rename (RENAME_EXCHANGE), so there is always one complete checkpoint.
+static int write_checkpoint(run_t *r, tms_backend_t *be, const char *partial) {
+    char fresh[4096], current[4096], path[4096];
+    if (pull_state(r, be)) return -1;
+    if (tms_join(fresh, sizeof(fresh), partial, "checkpoint.new") || tms_join(current, sizeof(current), partial, "checkpoint") ||
+        tms_join(path, sizeof(path), fresh, "checkpoint.json")) {
+        snprintf(r->err, sizeof(r->err), "path too long");
+        return -1;
+    }
+    tms_remove_tree(fresh);
+    if (tms_mkdirs(fresh, r->err, sizeof(r->err))) return -1;
+    if (state_io(r, fresh, 0, r->P.instances, STATE_TRAINING, 1)) return -1;
+    char json[128];
+    int len = snprintf(json, sizeof(json), "{\"step\": %ld, \"wall_seconds\": %.6f}\n", r->steps_done, r->wall_seconds);
+    if (tms_write_file_atomic(path, json, (size_t)len, r->err, sizeof(r->err))) return -1;
+    if (tms_path_exists(current)) {
+        if (renameat2(AT_FDCWD, fresh, AT_FDCWD, current, RENAME_EXCHANGE) != 0) {
+            snprintf(r->err, sizeof(r->err), "cannot swap in the checkpoint %s: %s", current, strerror(errno));
+            return -1;
+        }
+        tms_remove_tree(fresh); // now the previous checkpoint
+    } else if (rename(fresh, current) != 0) {
+        snprintf(r->err, sizeof(r->err), "cannot rename %s to %s: %s", fresh, current, strerror(errno));
+        return -1;
+    }
+    return write_manifest(r, partial, "running", NULL);
+}
+
+// Load partial/checkpoint/ if there is one (returns 1), else leave r as it is (0).
+static int read_checkpoint(run_t *r, const char *partial) {
+    char current[4096], path[4096], msg[512];
+    char *text = NULL;
+    if (tms_join(current, sizeof(current), partial, "checkpoint") || tms_join(path, sizeof(path), current, "checkpoint.json"))
+        return -1;
+    if (!tms_path_exists(path)) return 0;
+    if (tms_read_file(path, &text, NULL, msg, sizeof(msg))) { snprintf(r->err, sizeof(r->err), "%s", msg); return -1; }
+    cJSON *c = cJSON_Parse(text);
+    free(text);
+    double step = manifest_number(c, "step", -1);
+    r->wall_seconds = manifest_number(c, "wall_seconds", r->wall_seconds);
+    cJSON_Delete(c);
+    if (step < 0 || step > r->spec.steps) { snprintf(r->err, sizeof(r->err), "%s is damaged", path); return -1; }
+    if (state_io(r, current, 0, r->P.instances, STATE_TRAINING, 0)) return -1;
+    r->steps_done = (long)step;
+    return 1;
+}
+
+// ----------------------------------------------------------------------------
+// train
 
 static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, int *usage_error) {
     const char *want = o->backend ? o->backend : "auto";
@@ -294,6 +554,7 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     }
     if (have_gpu && strcmp(want, "cpu") != 0) {
         snprintf(r->backend_name, sizeof(r->backend_name), "cuda");
+        r->tf32 = o->allow_tf32;
         if (tms_cuda_backend_create(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, o->allow_tf32, r->err,
                                     sizeof(r->err)))
             return -1;
@@ -315,155 +576,214 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     return 0;
 }
 
-static int train_loop(run_t *r, tms_backend_t *be, int quiet) {
+// Train from r->steps_done to the end, in chunks that end at every log point and
+// every checkpoint. Returns 0 when done, 1 when stopped by a signal (checkpoint
+// saved), -1 on failure.
+static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quiet) {
     const tms_problem_t *P = &r->P;
-    long every = r->spec.log_every;
-    r->n_logs = (int)((P->steps + every - 1) / every);
-    r->loss_log = malloc((size_t)r->n_logs * P->instances * sizeof(float));
-    r->log_steps = malloc((size_t)r->n_logs * sizeof(long));
-    if (!r->loss_log || !r->log_steps) { snprintf(r->err, sizeof(r->err), "out of memory for the loss log"); return -1; }
+    const long every = r->spec.log_every, ck = r->checkpoint_every;
+    float *loss = malloc((size_t)P->instances * sizeof(float));
+    if (!loss) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
     tms_progress_t prog;
     tms_progress_start(&prog, P->steps, quiet);
     double mean = NAN;
-    for (int k = 0; k < r->n_logs; k++) {
-        long begin = (long)k * every, end = begin + every < P->steps ? begin + every : P->steps;
-        float *loss = r->loss_log + (size_t)k * P->instances;
+    int rc = 0;
+    while (r->steps_done < P->steps) {
+        long begin = r->steps_done;
+        long end = (begin / every + 1) * every;
+        if (ck > 0 && (begin / ck + 1) * ck < end) end = (begin / ck + 1) * ck;
+        if (end > P->steps) end = P->steps;
+        double t0 = tms_now();
         if (be->train(be, begin, end, loss)) {
             snprintf(r->err, sizeof(r->err), "the %s backend failed at step %ld", be->name, begin);
-            return -1;
+            rc = -1;
+            break;
         }
-        r->log_steps[k] = begin;
+        r->wall_seconds += tms_now() - t0;
         r->steps_done = end;
-        double sum = 0.0;
-        for (int i = 0; i < P->instances; i++) sum += loss[i];
-        mean = sum / P->instances;
+        if (begin % every == 0) {
+            double sum = 0.0;
+            int healthy = 0;
+            for (int i = 0; i < P->instances; i++) {
+                r->loss_log[(size_t)i * r->n_logs + begin / every] = loss[i];
+                if (isfinite(loss[i])) { sum += loss[i]; healthy++; }
+            }
+            mean = healthy ? sum / healthy : NAN;
+        }
         tms_progress_update(&prog, end, mean);
+        if (stop_signal) {
+            if (write_checkpoint(r, be, partial)) { rc = -1; break; }
+            rc = 1;
+            break;
+        }
+        if (ck > 0 && end % ck == 0 && end < P->steps && write_checkpoint(r, be, partial)) { rc = -1; break; }
     }
-    tms_progress_finish(&prog, mean);
-    return 0;
+    if (rc == 0) tms_progress_finish(&prog, mean);
+    else if (prog.tty && !quiet) fprintf(stderr, "\n");
+    free(loss);
+    return rc;
 }
 
-static void utc_now(char *out, size_t len) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-int tms_cmd_train(const tms_train_opts_t *o) {
-    run_t *r = calloc(1, sizeof(run_t));
-    if (!r) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
-    int code = TMS_EXIT_RUNTIME;
-    char partial[4096], old[4096];
-    int staged = 0;
-    tms_backend_t be = {0};
-    utc_now(r->start_time, sizeof(r->start_time));
-    r->threads = o->threads > 0 ? o->threads : omp_get_max_threads();
-
-    if (tms_spec_load(&r->spec, o->spec_path, o->overrides, o->n_overrides, r->err, sizeof(r->err))) {
-        fprintf(stderr, "tms: %s\n", r->err);
-        code = TMS_EXIT_USAGE;
-        goto done;
-    }
-    if (!o->out_dir || !o->out_dir[0]) {
-        fprintf(stderr, "tms: train needs --out RUNDIR\n");
-        code = TMS_EXIT_USAGE;
-        goto done;
-    }
-    if (snprintf(partial, sizeof(partial), "%s.partial", o->out_dir) >= (int)sizeof(partial)) {
-        fprintf(stderr, "tms: --out path too long\n");
-        code = TMS_EXIT_USAGE;
-        goto done;
-    }
-    if (tms_path_exists(o->out_dir) && !o->force) {
-        fprintf(stderr, "tms: %s already exists; choose another --out or pass --force to replace it\n", o->out_dir);
-        code = TMS_EXIT_USAGE;
-        goto done;
-    }
-    if (tms_problem_build(&r->P, &r->spec)) { fprintf(stderr, "tms: out of memory building the grid\n"); goto done; }
-    tms_layout_init(&r->L, &r->P.model, r->P.instances);
-    if (alloc_state(r)) { fprintf(stderr, "tms: %s\n", r->err); goto done; }
-    tms_init_params(&r->P, &r->L, r->params);
-
-    int usage_error;
-    if (create_backend(r, &be, o, &usage_error)) {
-        fprintf(stderr, "tms: %s\n", r->err);
-        code = usage_error ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
-        goto done;
-    }
-
-    // a stale .partial is from an earlier failed run of the same --out: replace it
-    if (tms_remove_tree(partial) != 0) {
-        fprintf(stderr, "tms: cannot remove the stale %s: %s\n", partial, strerror(errno));
-        goto done;
-    }
-    if (tms_mkdirs(partial, r->err, sizeof(r->err))) { fprintf(stderr, "tms: %s\n", r->err); goto done; }
-    staged = 1;
-    if (write_manifest(r, partial, "running", NULL, o)) goto done;
+// Train r (state set up, staging directory `partial` in place) to the end, write the
+// outputs and publish them as o->out_dir.
+static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, const char *partial) {
     if (!o->quiet)
-        fprintf(stderr, "tms: training %s: %d instance%s of n=%d, m=%d for %ld steps on %s\n", r->spec.name,
-                r->P.instances, r->P.instances == 1 ? "" : "s", r->P.model.n, r->P.model.m, r->P.steps, r->device);
-
-    double t0 = tms_now();
-    if (train_loop(r, &be, o->quiet)) goto failed;
-    if (be.get_state(&be, r->params, r->adam_m, r->adam_v)) {
-        snprintf(r->err, sizeof(r->err), "could not copy the state back from the %s backend", be.name);
-        goto failed;
+        fprintf(stderr, "tms: training %s: %d instance%s of n=%d, m=%d for %ld steps on %s%s\n", r->spec.name,
+                r->P.instances, r->P.instances == 1 ? "" : "s", r->P.model.n, r->P.model.m, r->P.steps, r->device,
+                r->steps_done ? " (resumed)" : "");
+    install_stop_handlers();
+    int rc = train_loop(r, be, partial, o->quiet);
+    if (rc == 1) {
+        write_manifest(r, partial, "interrupted", NULL);
+        fprintf(stderr, "tms: stopped by signal %d at step %ld; checkpoint saved in %s/checkpoint; continue with: tms train --resume %s\n",
+                (int)stop_signal, r->steps_done, partial, o->out_dir);
+        return TMS_EXIT_INTERRUPTED;
     }
-    r->wall_seconds = tms_now() - t0;
-    be.destroy(&be);
-    if (tms_cpu_eval_loss(&r->P, &r->L, r->params, r->spec.eval_samples, r->threads, r->final_loss)) {
+    if (rc < 0 || pull_state(r, be)) goto failed;
+    be->destroy(be);
+    be->ctx = NULL;
+    double *eval = malloc((size_t)r->P.instances * sizeof(double));
+    if (!eval || tms_cpu_eval_loss(&r->P, &r->L, r->params, r->spec.eval_samples, r->threads, eval)) {
+        free(eval);
         snprintf(r->err, sizeof(r->err), "out of memory evaluating the final loss");
         goto failed;
     }
+    for (int i = 0; i < r->P.instances; i++) r->eval_loss[i] = (float)eval[i];
+    free(eval);
+    char ckdir[4096];
     if (write_outputs(r, partial)) goto failed;
-    if (write_manifest(r, partial, "complete", NULL, o)) goto failed;
-
-    // publish: move an existing run aside (only with --force), rename, then delete it
-    old[0] = 0;
-    if (tms_path_exists(o->out_dir)) {
-        snprintf(old, sizeof(old), "%s.old-%ld", o->out_dir, (long)getpid());
-        if (rename(o->out_dir, old) != 0) {
-            snprintf(r->err, sizeof(r->err), "cannot move the existing %s aside: %s", o->out_dir, strerror(errno));
-            goto failed;
-        }
-    }
-    if (rename(partial, o->out_dir) != 0) {
-        snprintf(r->err, sizeof(r->err), "cannot rename %s to %s: %s", partial, o->out_dir, strerror(errno));
-        if (old[0]) rename(old, o->out_dir);
-        goto failed;
-    }
-    if (old[0]) tms_remove_tree(old);
+    if (tms_join(ckdir, sizeof(ckdir), partial, "checkpoint") == 0) tms_remove_tree(ckdir);
+    if (write_manifest(r, partial, "complete", NULL)) goto failed;
+    if (publish(r, partial, o->out_dir)) goto failed;
     if (!o->quiet) {
         double best = INFINITY, mean = 0.0;
+        int healthy = 0, diverged = 0;
         for (int i = 0; i < r->P.instances; i++) {
-            mean += r->final_loss[i];
-            if (r->final_loss[i] < best) best = r->final_loss[i];
+            diverged += r->P.inst[i].diverged_step != 0;
+            if (!isfinite(r->eval_loss[i])) continue;
+            mean += r->eval_loss[i];
+            healthy++;
+            if (r->eval_loss[i] < best) best = r->eval_loss[i];
         }
-        mean /= r->P.instances;
+        mean = healthy ? mean / healthy : NAN;
         fprintf(stderr,
                 "tms: done in %.2f s (%.0f instance-steps/s). final loss on %ld fresh samples, mean over features: "
                 "mean %.6g, best %.6g (sum over features: best %.6g)\n",
                 r->wall_seconds, r->wall_seconds > 0 ? (double)r->P.instances * r->P.steps / r->wall_seconds : 0.0,
                 r->spec.eval_samples, mean, best, best * r->P.model.n);
+        if (diverged)
+            fprintf(stderr, "tms: %d instance%s diverged (loss or gradient not finite) and were frozen; see instances.csv\n",
+                    diverged, diverged == 1 ? "" : "s");
         fprintf(stderr, "tms: wrote %s/\n", o->out_dir);
     }
-    code = TMS_EXIT_OK;
-    goto done;
-
+    return TMS_EXIT_OK;
 failed:
     fprintf(stderr, "tms: %s\n", r->err);
-    if (be.destroy) be.destroy(&be);
-    if (staged) {
-        write_manifest(r, partial, "failed", r->err, o);
-        fprintf(stderr, "tms: the incomplete run is in %s (manifest.json says \"failed\")\n", partial);
+    if (be->ctx) be->destroy(be);
+    be->ctx = NULL;
+    write_manifest(r, partial, "failed", r->err);
+    fprintf(stderr, "tms: the incomplete run is in %s (manifest.json says \"failed\"; tms train --resume %s retries)\n",
+            partial, o->out_dir);
+    return TMS_EXIT_RUNTIME;
+}
+
+static int train_fresh(run_t *r, const tms_train_opts_t *o, const char *partial) {
+    if (tms_spec_load(&r->spec, o->spec_path, o->overrides, o->n_overrides, r->err, sizeof(r->err))) {
+        fprintf(stderr, "tms: %s\n", r->err);
+        return TMS_EXIT_USAGE;
     }
-    code = TMS_EXIT_RUNTIME;
-    run_free(r);
-    free(r);
-    return code;
-done:
-    if (be.destroy && be.ctx) be.destroy(&be);
+    if (tms_path_exists(o->out_dir) && !o->force) {
+        fprintf(stderr, "tms: %s already exists; choose another --out or pass --force to replace it\n", o->out_dir);
+        return TMS_EXIT_USAGE;
+    }
+    int rc = run_setup(r, o->shard_k, o->shard_n);
+    if (rc) {
+        fprintf(stderr, "tms: %s\n", r->err);
+        return rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    }
+    tms_init_params(&r->P, &r->L, r->params);
+    tms_backend_t be = {0};
+    int usage_error;
+    if (create_backend(r, &be, o, &usage_error)) {
+        fprintf(stderr, "tms: %s\n", r->err);
+        return usage_error ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    }
+    // a stale .partial is from an earlier run of the same --out that failed or was
+    // stopped; a fresh start replaces it (--resume continues it instead)
+    if (tms_remove_tree(partial) != 0) {
+        fprintf(stderr, "tms: cannot remove the stale %s: %s\n", partial, strerror(errno));
+        be.destroy(&be);
+        return TMS_EXIT_RUNTIME;
+    }
+    if (tms_mkdirs(partial, r->err, sizeof(r->err)) || write_manifest(r, partial, "running", NULL)) {
+        fprintf(stderr, "tms: %s\n", r->err);
+        be.destroy(&be);
+        return TMS_EXIT_RUNTIME;
+    }
+    return run_training(r, &be, o, partial);
+}
+
+static int train_resume(run_t *r, const tms_train_opts_t *o, const char *partial) {
+    if (!tms_path_exists(partial)) {
+        cJSON *done = tms_path_exists(o->out_dir) ? read_manifest(o->out_dir, r->err, sizeof(r->err)) : NULL;
+        int complete = done && strcmp(manifest_string(done, "status"), "complete") == 0;
+        cJSON_Delete(done);
+        if (complete) {
+            fprintf(stderr, "tms: %s is already complete; nothing to resume\n", o->out_dir);
+            return TMS_EXIT_OK;
+        }
+        fprintf(stderr, "tms: --resume %s: there is no %s to continue\n", o->out_dir, partial);
+        return TMS_EXIT_USAGE;
+    }
+    cJSON *m = read_manifest(partial, r->err, sizeof(r->err));
+    if (!m) { fprintf(stderr, "tms: --resume: %s\n", r->err); return TMS_EXIT_USAGE; }
+    if (strcmp(manifest_string(m, "tms_version"), TMS_VERSION) != 0) {
+        fprintf(stderr, "tms: --resume: %s was written by tms %s; this is tms %s\n", partial,
+                manifest_string(m, "tms_version"), TMS_VERSION);
+        cJSON_Delete(m);
+        return TMS_EXIT_USAGE;
+    }
+    snprintf(r->start_time, sizeof(r->start_time), "%s", manifest_string(m, "start_time"));
+    int rc = run_from_manifest(r, m, partial);
+    r->checkpoint_every = o->checkpoint_every ? o->checkpoint_every : (long)manifest_number(m, "checkpoint_every", 0);
+    cJSON_Delete(m);
+    if (rc) { fprintf(stderr, "tms: %s\n", r->err); return TMS_EXIT_RUNTIME; }
+    // a crash between writing a checkpoint and swapping it in leaves checkpoint.new/
+    char stale[4096];
+    if (tms_join(stale, sizeof(stale), partial, "checkpoint.new") == 0) tms_remove_tree(stale);
+    r->wall_seconds = 0.0;
+    int have = read_checkpoint(r, partial);
+    if (have < 0) { fprintf(stderr, "tms: --resume: %s\n", r->err); return TMS_EXIT_RUNTIME; }
+    if (have == 0) { // stopped before its first checkpoint: start again from the beginning
+        tms_init_params(&r->P, &r->L, r->params);
+        r->steps_done = 0;
+    }
+    tms_backend_t be = {0};
+    int usage_error;
+    if (create_backend(r, &be, o, &usage_error)) {
+        fprintf(stderr, "tms: %s\n", r->err);
+        return usage_error ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    }
+    if (!o->quiet) fprintf(stderr, "tms: resuming %s from step %ld\n", partial, r->steps_done);
+    return run_training(r, &be, o, partial);
+}
+
+int tms_cmd_train(const tms_train_opts_t *o) {
+    run_t *r = calloc(1, sizeof(run_t));
+    if (!r) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
+    char partial[4096];
+    int code;
+    utc_now(r->start_time, sizeof(r->start_time));
+    r->threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    r->command = o->command_line;
+    r->checkpoint_every = o->checkpoint_every;
+    if (!o->out_dir || !o->out_dir[0] ||
+        snprintf(partial, sizeof(partial), "%s.partial", o->out_dir) >= (int)sizeof(partial)) {
+        fprintf(stderr, "tms: train needs --out RUNDIR (a path of at most 4000 characters)\n");
+        code = TMS_EXIT_USAGE;
+    } else {
+        code = o->resume ? train_resume(r, o, partial) : train_fresh(r, o, partial);
+    }
     run_free(r);
     free(r);
     return code;
@@ -476,58 +796,140 @@ int tms_cmd_render(const char *dir, int threads) {
     run_t *r = calloc(1, sizeof(run_t));
     if (!r) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
     int code = TMS_EXIT_RUNTIME;
-    char path[4096], msg[1024];
-    char *text = NULL;
-    cJSON *manifest = NULL;
     r->threads = threads > 0 ? threads : omp_get_max_threads();
-    if (tms_join(path, sizeof(path), dir, "manifest.json") || tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
-        fprintf(stderr, "tms: %s is not a run directory (%s)\n", dir, msg);
+    cJSON *m = read_manifest(dir, r->err, sizeof(r->err));
+    if (!m) {
+        fprintf(stderr, "tms: %s\n", r->err);
         code = TMS_EXIT_USAGE;
+    } else if (strcmp(manifest_string(m, "status"), "complete") != 0) {
+        fprintf(stderr, "tms: %s: the run's status is \"%s\"; only complete runs can be rendered\n", dir,
+                manifest_string(m, "status"));
+        code = TMS_EXIT_USAGE;
+    } else if (run_from_manifest(r, m, dir) || state_io(r, dir, 0, r->P.instances, STATE_FINAL, 0) ||
+               write_images(r, dir)) {
+        fprintf(stderr, "tms: %s\n", r->err);
+    } else {
+        fprintf(stderr, "tms: redrew the images of %s\n", dir);
+        code = TMS_EXIT_OK;
+    }
+    cJSON_Delete(m);
+    run_free(r);
+    free(r);
+    return code;
+}
+
+// ----------------------------------------------------------------------------
+// merge: shard run directories into one, equal to the single-process run
+
+int tms_cmd_merge(const char *out, char *const *dirs, int n_dirs, int force, int threads) {
+    run_t *r = calloc(1, sizeof(run_t));
+    cJSON **m = calloc((size_t)(n_dirs ? n_dirs : 1), sizeof(cJSON *));
+    int *owner = NULL;
+    char partial[4096];
+    int code = TMS_EXIT_USAGE, n = 0;
+    if (!r || !m) { fprintf(stderr, "tms: out of memory\n"); free(r); free(m); return TMS_EXIT_RUNTIME; }
+    r->threads = threads > 0 ? threads : omp_get_max_threads();
+    if (snprintf(partial, sizeof(partial), "%s.partial", out) >= (int)sizeof(partial)) {
+        fprintf(stderr, "tms merge: OUT path too long\n");
         goto done;
     }
-    manifest = cJSON_Parse(text);
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(manifest, "status");
-    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(manifest, "spec");
-    if (!manifest || !cJSON_IsString(status) || !cJSON_IsObject(spec)) {
-        fprintf(stderr, "tms: %s: manifest.json is not a tms manifest\n", dir);
-        code = TMS_EXIT_USAGE;
+    if (tms_path_exists(out) && !force) {
+        fprintf(stderr, "tms merge: %s already exists; choose another OUT or pass --force to replace it\n", out);
         goto done;
     }
-    if (strcmp(status->valuestring, "complete") != 0) {
-        fprintf(stderr, "tms: %s: the run's status is \"%s\"; only complete runs can be rendered\n", dir, status->valuestring);
-        code = TMS_EXIT_USAGE;
-        goto done;
-    }
-    char *spec_text = cJSON_PrintUnformatted(spec);
-    int rc = spec_text ? tms_spec_parse(&r->spec, spec_text, NULL, NULL, 0, msg, sizeof(msg)) : -1;
-    cJSON_free(spec_text);
-    if (rc) { fprintf(stderr, "tms: %s: the spec in manifest.json is not valid: %s\n", dir, msg); goto done; }
-    if (tms_problem_build(&r->P, &r->spec)) { fprintf(stderr, "tms: out of memory\n"); goto done; }
-    tms_layout_init(&r->L, &r->P.model, r->P.instances);
-    if (alloc_state(r)) { fprintf(stderr, "tms: %s\n", r->err); goto done; }
-    for (int t = 0; t < TMS_NTENSORS; t++) {
-        if (!r->L.present[t]) continue;
-        long shape[3];
-        int nd = tensor_shape(&r->P, t, shape);
-        char name[32];
-        snprintf(name, sizeof(name), "%s.npy", tms_tensor_names[t]);
-        if (tms_join(path, sizeof(path), dir, name) ||
-            tms_npy_read(path, r->params + r->L.offset[t], shape, nd, msg, sizeof(msg))) {
-            fprintf(stderr, "tms: %s\n", msg);
+    for (int d = 0; d < n_dirs; d++) {
+        m[d] = read_manifest(dirs[d], r->err, sizeof(r->err));
+        if (!m[d]) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
+        if (strcmp(manifest_string(m[d], "status"), "complete") != 0) {
+            fprintf(stderr, "tms merge: %s: status \"%s\"; only complete shards can be merged (resume it first)\n",
+                    dirs[d], manifest_string(m[d], "status"));
+            goto done;
+        }
+        if (d == 0) continue;
+        const char *what = NULL;
+        if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(m[0], "spec"), cJSON_GetObjectItemCaseSensitive(m[d], "spec"), 1))
+            what = "a different spec";
+        else if (strcmp(manifest_string(m[0], "tms_version"), manifest_string(m[d], "tms_version")) != 0)
+            what = "a different tms version";
+        else if (strcmp(manifest_string(m[0], "git_commit"), manifest_string(m[d], "git_commit")) != 0)
+            what = "a different tms build (git commit)";
+        if (what) {
+            fprintf(stderr, "tms merge: %s was trained from %s than %s; shards of one sweep only\n", dirs[d], what, dirs[0]);
             goto done;
         }
     }
-    // the losses in the captions are recomputed on the same evaluation batch
-    if (tms_cpu_eval_loss(&r->P, &r->L, r->params, r->spec.eval_samples, r->threads, r->final_loss)) {
-        fprintf(stderr, "tms: out of memory\n");
+    if (n_dirs == 0) { fprintf(stderr, "tms merge: needs OUT and at least one RUNDIR\n"); goto done; }
+    // every shard k/N exactly once
+    n = (int)manifest_number(cJSON_GetObjectItemCaseSensitive(m[0], "shard"), "count", 1);
+    owner = malloc((size_t)n * sizeof(int));
+    if (!owner) { fprintf(stderr, "tms: out of memory\n"); code = TMS_EXIT_RUNTIME; goto done; }
+    for (int k = 0; k < n; k++) owner[k] = -1;
+    for (int d = 0; d < n_dirs; d++) {
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m[d], "shard");
+        int k = (int)manifest_number(sh, "index", 0), count = (int)manifest_number(sh, "count", 1);
+        if (count != n || k < 0 || k >= n) {
+            fprintf(stderr, "tms merge: %s is shard %d/%d, but %s is one of %d shards\n", dirs[d], k, count, dirs[0], n);
+            goto done;
+        }
+        if (owner[k] >= 0) {
+            fprintf(stderr, "tms merge: %s and %s are both shard %d/%d\n", dirs[owner[k]], dirs[d], k, n);
+            goto done;
+        }
+        owner[k] = d;
+    }
+    char missing[512] = "";
+    for (int k = 0; k < n; k++) {
+        size_t used = strlen(missing);
+        if (owner[k] < 0 && used < sizeof(missing) - 16) snprintf(missing + used, sizeof(missing) - used, "%s%d/%d", used ? ", " : "", k, n);
+    }
+    if (missing[0]) { fprintf(stderr, "tms merge: missing shard%s %s\n", strchr(missing, ',') ? "s" : "", missing); goto done; }
+
+    // the whole grid, filled shard by shard
+    code = TMS_EXIT_RUNTIME;
+    if (spec_from_manifest(r, m[0], dirs[0]) || run_setup(r, 0, 1)) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
+    r->sources = cJSON_CreateArray();
+    double wall = 0.0;
+    for (int k = 0; k < n; k++) {
+        const int d = owner[k];
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m[d], "shard");
+        int first, count;
+        tms_shard_slice(r->P.instances, r->spec.seeds, k, n, &first, &count);
+        if ((int)manifest_number(sh, "first_instance", -1) != first || (int)manifest_number(m[d], "instances", -1) != count) {
+            fprintf(stderr, "tms merge: %s does not hold instances %d..%d of shard %d/%d\n", dirs[d], first, first + count - 1, k, n);
+            goto done;
+        }
+        if (state_io(r, dirs[d], first, count, STATE_FINAL, 0)) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
+        wall += manifest_number(m[d], "wall_seconds", 0.0);
+        cJSON *src = cJSON_CreateObject();
+        cJSON_AddStringToObject(src, "path", dirs[d]);
+        cJSON_AddNumberToObject(src, "shard", k);
+        cJSON_AddStringToObject(src, "backend", manifest_string(m[d], "backend"));
+        cJSON_AddStringToObject(src, "device", manifest_string(m[d], "device"));
+        cJSON_AddNumberToObject(src, "wall_seconds", manifest_number(m[d], "wall_seconds", 0.0));
+        cJSON_AddItemToArray(r->sources, src);
+    }
+    r->wall_seconds = wall;
+    r->steps_done = r->spec.steps;
+    snprintf(r->backend_name, sizeof(r->backend_name), "%s", manifest_string(m[0], "backend"));
+    snprintf(r->device, sizeof(r->device), "%s", manifest_string(m[0], "device"));
+    for (int d = 1; d < n_dirs; d++) {
+        if (strcmp(manifest_string(m[d], "backend"), r->backend_name) != 0) snprintf(r->backend_name, sizeof(r->backend_name), "mixed");
+        if (strcmp(manifest_string(m[d], "device"), r->device) != 0) snprintf(r->device, sizeof(r->device), "mixed (see merged_from)");
+    }
+    snprintf(r->start_time, sizeof(r->start_time), "%s", manifest_string(m[0], "start_time"));
+    tms_remove_tree(partial);
+    if (tms_mkdirs(partial, r->err, sizeof(r->err)) || write_outputs(r, partial) ||
+        write_manifest(r, partial, "complete", NULL) || publish(r, partial, out)) {
+        fprintf(stderr, "tms merge: %s\n", r->err);
+        tms_remove_tree(partial);
         goto done;
     }
-    if (write_images(r, dir)) { fprintf(stderr, "tms: %s\n", r->err); goto done; }
-    fprintf(stderr, "tms: redrew the images of %s\n", dir);
+    fprintf(stderr, "tms: merged %d shard%s (%d instances) into %s/\n", n, n == 1 ? "" : "s", r->P.instances, out);
     code = TMS_EXIT_OK;
 done:
-    cJSON_Delete(manifest);
-    free(text);
+    for (int d = 0; d < n_dirs; d++) cJSON_Delete(m[d]);
+    free(m);
+    free(owner);
     run_free(r);
     free(r);
     return code;

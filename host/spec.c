@@ -45,7 +45,9 @@ static int field_error(errbuf_t *e, const char *section, const char *key, const 
 static const char *const sections[] = {"name", "model", "data", "optimizer", "train", "output", NULL};
 static const char *const model_keys[] = {"n_features", "n_hidden", "decoder", "hidden_activation",
                                          "output_activation", "bias", NULL};
-static const char *const data_keys[] = {"density", "importance_decay", "importance", "batch_size", NULL};
+static const char *const data_keys[] = {"density", "importance_decay", "importance", "batch_size", "task",
+                                        "feature_sets", NULL};
+static const char *const feature_sets_keys[] = {"kind", "size", NULL};
 static const char *const optimizer_keys[] = {"name", "lr", "betas", "eps", "weight_decay", "schedule",
                                              "warmup_steps", NULL};
 static const char *const train_keys[] = {"steps", "seed", "seeds", "log_every", "eval_samples", NULL};
@@ -234,6 +236,8 @@ static const char *const decoder_names[] = {"tied", "untied", NULL};
 static const char *const act_names[] = {"none", "relu", NULL};
 static const char *const optimizer_names[] = {"adamw", "adam", NULL};
 static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
+static const char *const task_names[] = {"sparse", "abs", NULL};                               // TMS_TASK_*
+static const char *const sets_names[] = {"independent", "correlated", "anticorrelated", NULL}; // TMS_SETS_*
 
 static const cJSON *section_object(errbuf_t *e, const cJSON *root, const char *name, int *status) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, name);
@@ -261,6 +265,57 @@ static int validate_model(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     if (get_choice(e, s, "model", "hidden_activation", act_names, TMS_ACT_NONE, &spec->model.hidden_act)) return -1;
     if (get_choice(e, s, "model", "output_activation", act_names, TMS_ACT_RELU, &spec->model.output_act)) return -1;
     if (get_bool(e, s, "model", "bias", 1, &spec->model.bias)) return -1;
+    return 0;
+}
+
+// data.feature_sets: {"kind": "independent"} (the default), or {"kind": "correlated" or
+// "anticorrelated", "size": k} with k from 2 to n dividing n. Anticorrelated sets need
+// k * density <= 1 for every density: at most one feature of a set is active at a time,
+// each with probability density.
+static int validate_feature_sets(errbuf_t *e, const cJSON *v, tms_spec_t *spec) {
+    const int n = spec->model.n;
+    spec->data.sets = TMS_SETS_NONE;
+    spec->data.set_size = 1;
+    if (!v) return 0;
+    if (!cJSON_IsObject(v))
+        return field_error(e, "data", "feature_sets", v,
+                           "an object {\"kind\": \"independent\"} or {\"kind\": \"correlated\" or \"anticorrelated\", "
+                           "\"size\": k}");
+    if (check_keys(e, v, "data.feature_sets", feature_sets_keys)) return -1;
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(v, "kind");
+    if (!kind) {
+        snprintf(e->buf, e->len, "data.feature_sets.kind: missing; expected one of: independent, correlated, anticorrelated");
+        return -1;
+    }
+    if (get_choice(e, v, "data", "feature_sets.kind", sets_names, TMS_SETS_NONE, &spec->data.sets)) return -1;
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(v, "size");
+    if (spec->data.sets == TMS_SETS_NONE) {
+        if (size && !(is_integer(size) && size->valuedouble == 1))
+            return field_error(e, "data", "feature_sets.size", size, "1 or nothing for independent features");
+        return 0;
+    }
+    char allowed[160];
+    snprintf(allowed, sizeof(allowed), "an integer from 2 to %d that divides model.n_features = %d", n, n);
+    if (!size) {
+        snprintf(e->buf, e->len, "data.feature_sets.size: missing; expected %s", allowed);
+        return -1;
+    }
+    if (!is_integer(size) || size->valuedouble < 2 || size->valuedouble > n || n % (long)size->valuedouble != 0)
+        return field_error(e, "data", "feature_sets.size", size, allowed);
+    spec->data.set_size = (int)size->valuedouble;
+    if (spec->data.sets == TMS_SETS_ANTICORRELATED) {
+        const int k = spec->data.set_size;
+        for (int d = 0; d < spec->n_density; d++) {
+            // the same comparison the draw makes (tms_set_active), in float: v / density <= k
+            if ((float)spec->density[d] * (float)k > 1.0f) {
+                snprintf(e->buf, e->len,
+                         "data.density: %.9g is not allowed with anticorrelated feature sets of size %d; expected "
+                         "at most 1/%d = %.9g (at most one feature of a set is active at a time, each with "
+                         "probability density)", spec->density[d], k, k, 1.0 / k);
+                return -1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -317,7 +372,8 @@ static int validate_data(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     long batch;
     if (get_int(e, s, "data", "batch_size", 1024, 1, 1 << 20, &batch)) return -1;
     spec->batch_size = (int)batch;
-    return 0;
+    if (get_choice(e, s, "data", "task", task_names, TMS_TASK_SPARSE, &spec->data.task)) return -1;
+    return validate_feature_sets(e, cJSON_GetObjectItemCaseSensitive(s, "feature_sets"), spec);
 }
 
 static int validate_optimizer(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
@@ -428,6 +484,10 @@ static cJSON *build_resolved(const tms_spec_t *s) {
         cJSON_AddItemToObject(data, "importance_decay", axis_json(s->importance_decay, s->n_importance));
     }
     cJSON_AddNumberToObject(data, "batch_size", s->batch_size);
+    cJSON_AddStringToObject(data, "task", task_names[s->data.task]);
+    cJSON *sets = cJSON_AddObjectToObject(data, "feature_sets");
+    cJSON_AddStringToObject(sets, "kind", sets_names[s->data.sets]);
+    if (s->data.sets != TMS_SETS_NONE) cJSON_AddNumberToObject(sets, "size", s->data.set_size);
     cJSON *opt = cJSON_AddObjectToObject(root, "optimizer");
     cJSON_AddStringToObject(opt, "name", optimizer_names[s->optimizer]);
     cJSON_AddItemToObject(opt, "lr", axis_json(s->lr, s->n_lr));
@@ -558,6 +618,7 @@ int tms_problem_build(tms_problem_t *P, const tms_spec_t *s) {
     const int n = s->model.n;
     long count = tms_spec_instances(s);
     P->model = s->model;
+    P->data = s->data;
     P->instances = (int)count;
     P->batch_size = s->batch_size;
     P->steps = s->steps;

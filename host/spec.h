@@ -20,6 +20,7 @@ typedef struct {
     double *importance_decay;       // (n_importance) when !importance_explicit
     double *importance_values;      // (n_importance, n) when importance_explicit
     int batch_size;
+    tms_data_t data;                // task and feature sets
     // optimizer
     int optimizer;
     int n_lr;

@@ -23,7 +23,8 @@ extern "C" {
 #define TMS_VERSION "0.1.0"
 
 // exit codes of the tms binary
-enum { TMS_EXIT_OK = 0, TMS_EXIT_RUNTIME = 1, TMS_EXIT_USAGE = 2 };
+// 3: stopped by SIGTERM or SIGINT after saving a checkpoint; `tms train --resume RUNDIR` continues
+enum { TMS_EXIT_OK = 0, TMS_EXIT_RUNTIME = 1, TMS_EXIT_USAGE = 2, TMS_EXIT_INTERRUPTED = 3 };
 
 enum { TMS_DECODER_TIED = 0, TMS_DECODER_UNTIED = 1 };
 enum { TMS_ACT_NONE = 0, TMS_ACT_RELU = 1 };
@@ -71,10 +72,24 @@ typedef struct {
     uint64_t key;         // Philox key = tms_instance_key(seed, replicate)
     int grid_point;       // index of the grid point (instances that differ only by replicate share it)
     int importance_index; // which importance setting of the grid (for the csv label)
+    long diverged_step;   // 0: healthy; else 1 + the step whose loss or gradient was not finite
+                          // (the instance is frozen from then on)
 } tms_instance_t;
+
+// The data every instance of a run draws (tms_math.h has the formulas). All zero is the
+// paper's default: independent sparse features, the target is the input.
+typedef struct {
+    int task;              // TMS_TASK_SPARSE (x in (0, 1], target x) or TMS_TASK_ABS (x in (-1, 1], target |x|)
+    int sets;              // TMS_SETS_NONE (independent), TMS_SETS_CORRELATED, TMS_SETS_ANTICORRELATED
+    int set_size;          // k: features per set (consecutive features; n is a multiple of k)
+} tms_data_t;
+
+// 1 when the target differs from the input (the model needs a separate target buffer).
+static inline int tms_data_has_target(const tms_data_t *D) { return D->task != TMS_TASK_SPARSE; }
 
 typedef struct {
     tms_model_t model;
+    tms_data_t data;
     int instances;
     tms_instance_t *inst;   // (instances)
     float *importance;      // (instances, n)
@@ -103,10 +118,15 @@ struct tms_backend {
     char device[128];        // "CPU: 2 threads", "NVIDIA H100 80GB HBM3"
     void *ctx;
     // Run steps [step_begin, step_end). loss_first gets each instance's loss
-    // (mean over batch and features) on the batch of step_begin, before its update.
+    // (mean over batch and features) on the batch of step_begin, before its update
+    // (NaN for an instance frozen by divergence before step_begin). An instance whose
+    // loss or gradient is not finite is frozen, if the backend detects divergence.
     int (*train)(tms_backend_t *be, long step_begin, long step_end, float *loss_first);
     // Copy parameters and Adam moments (flat layout) back to the host.
     int (*get_state)(tms_backend_t *be, float *params, float *adam_m, float *adam_v);
+    // Each instance's divergence (tms_instance_t.diverged_step convention), or NULL when
+    // the backend does not detect divergence.
+    int (*get_diverged)(tms_backend_t *be, long *diverged_step);
     void (*destroy)(tms_backend_t *be);
 };
 
@@ -135,8 +155,13 @@ typedef struct {
     double *W, *W2, *b1, *b;
 } tms_view_d_t;
 
-// Draw rows [row_begin, row_begin + rows) of step `subsequence`'s batch into a
-// feature-major tile: x[i * rows + r] is feature i of row row_begin + r.
+// Draw rows [row_begin, row_begin + rows) of step `subsequence`'s batch into feature-major
+// tiles: x[i * rows + r] is feature i of row row_begin + r, and target (n, rows) the same
+// for the values the model should output. target may be NULL when the task's target is
+// x itself (!tms_data_has_target(D)); otherwise it is written.
+void tms_sample_tile(const tms_data_t *D, uint64_t key, uint64_t subsequence, int n, long row_begin,
+                     int rows, float density, float *x, float *target);
+// The default data (independent sparse features): tms_sample_tile with D all zero.
 void tms_sample_rows(uint64_t key, uint64_t subsequence, int n, long row_begin, int rows,
                      float density, float *x);
 
@@ -145,24 +170,25 @@ void tms_decoder_T(const tms_model_t *M, const tms_view_t *p, float *decT);
 void tms_decoder_T_d(const tms_model_t *M, const tms_view_d_t *p, double *decT);
 
 // Activations of a tile, all feature-major like x (n, rows): z (m, rows), h (m, rows),
-// y (n, rows), out (n, rows).
-// Returns the sum over the block of sum_i I_i (x_i - out_i)^2 (not yet divided).
+// y (n, rows), out (n, rows). target (n, rows) is what out should be: x itself for the
+// sparse task (pass x), |x| for the abs task.
+// Returns the sum over the block of sum_i I_i (target_i - out_i)^2 (not yet divided).
 double tms_forward(const tms_model_t *M, const tms_view_t *p, const float *decT,
-                   const float *importance, const float *x, int rows,
+                   const float *importance, const float *x, const float *target, int rows,
                    float *z, float *h, float *y, float *out);
 double tms_forward_d(const tms_model_t *M, const tms_view_d_t *p, const double *decT,
-                     const double *importance, const double *x, int rows,
+                     const double *importance, const double *x, const double *target, int rows,
                      double *z, double *h, double *y, double *out);
 
-// Accumulate (+=) into g the gradient of scale * sum_{rows, i} I_i (x_i - out_i)^2.
+// Accumulate (+=) into g the gradient of scale * sum_{rows, i} I_i (target_i - out_i)^2.
 // The loss (mean over batch and features) uses scale = 1 / (batch * n).
 // dy (n, rows) and dh (m, rows) are scratch.
 void tms_backward(const tms_model_t *M, const tms_view_t *p, const float *decT,
-                  const float *importance, const float *x, int rows,
+                  const float *importance, const float *x, const float *target, int rows,
                   const float *z, const float *y, const float *h, const float *out,
                   float scale, float *dy, float *dh, tms_view_t *g);
 void tms_backward_d(const tms_model_t *M, const tms_view_d_t *p, const double *decT,
-                    const double *importance, const double *x, int rows,
+                    const double *importance, const double *x, const double *target, int rows,
                     const double *z, const double *y, const double *h, const double *out,
                     double scale, double *dy, double *dh, tms_view_d_t *g);
 

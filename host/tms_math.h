@@ -4,7 +4,7 @@
 //   - Philox4x32-10 and the uniform draw, exactly as cuRAND's device API computes them
 //     (curand_init(seed, subsequence, offset) + curand_uniform; see
 //     /usr/local/cuda/include/curand_philox4x32_x.h and curand_kernel.h);
-//   - the sparse feature draw (one uniform per element);
+//   - the feature draw: independent or in (anti)correlated sets, and the task's target;
 //   - the Adam / AdamW update of one element;
 //   - the learning-rate schedule.
 #ifndef TMS_MATH_H
@@ -71,31 +71,90 @@ static inline TMS_HD float tms_uniform_from_u32(uint32_t x) {
 }
 
 // ----------------------------------------------------------------------------
-// The sparse feature draw. Element e of the batch of step `step` for an instance with
-// Philox key `seed` uses the uniform curand_init(seed, step, e) + curand_uniform
-// would return: lane e % 4 of block e / 4 in subsequence `step`.
-// One uniform per element: the feature is active when u <= density, and its value
-// u / density is then uniform on (0, 1]. Inactive features are 0.
+// The feature draw. Element e = row * n + i of the batch of step `step` for an instance
+// with Philox key `seed` uses the uniform u_e that curand_init(seed, step, e) +
+// curand_uniform would return: lane e % 4 of block e / 4 in subsequence `step`.
+//
+// Independent features (the default): one uniform per element. The feature is active
+// when u <= density, and its magnitude u / density is then uniform on (0, 1].
+// Inactive features are 0.
+//
+// Feature sets (data.feature_sets): features i = g * k + j, j < k, form set g of size k
+// (consecutive features; n = G * k). Each (row, set) has a second uniform v, element
+// s = row * G + g of subsequence step + TMS_SUBSEQ_SETS (the same curand_init mapping),
+// which decides which features of the set are active; an active feature's magnitude is
+// its own u_e, uniform on (0, 1]. Every feature is active with probability `density`:
+//   correlated:     the whole set is active when v <= density (features co-occur);
+//   anticorrelated: feature j is active when j < v / density <= j + 1, so at most one
+//                   feature of a set is active, the set with probability k * density
+//                   (the spec requires k * density <= 1).
+//
+// The task (data.task) maps a magnitude a in (0, 1] to the input value:
+//   sparse: x = a, the target is x itself;
+//   abs:    x = 2a - 1, uniform on (-1, 1], the target is |x| (the paper's computation
+//           of |x|). 2a is exact, so 2a - 1 rounds once with or without an FMA.
+
+enum { TMS_TASK_SPARSE = 0, TMS_TASK_ABS = 1 };
+enum { TMS_SETS_NONE = 0, TMS_SETS_CORRELATED = 1, TMS_SETS_ANTICORRELATED = 2 };
 
 static inline TMS_HD float tms_sparse_value(float u, float density) {
     float value = u / density; // computed either way: a select, not a branch
     return u <= density ? value : 0.0f;
 }
 
+static inline TMS_HD float tms_task_value(float magnitude, int task) {
+    return task == TMS_TASK_ABS ? 2.0f * magnitude - 1.0f : magnitude;
+}
+
+// The value the model is trained to output for input value x.
+static inline TMS_HD float tms_target_value(float x, int task) {
+    return task == TMS_TASK_ABS ? fabsf(x) : x;
+}
+
+// Independent features: the value from the element's uniform u.
+static inline TMS_HD float tms_independent_value(float u, float density, int task) {
+    float value = tms_task_value(u / density, task);
+    return u <= density ? value : 0.0f;
+}
+
+// Feature sets: is feature j of a set active, given the set's uniform v?
+static inline TMS_HD int tms_set_active(float v, float density, int sets, int set_size, int j) {
+    if (sets == TMS_SETS_CORRELATED) return v <= density;
+    float q = v / density; // in (0, 1 / density]; compared before the int conversion,
+    return q <= (float)set_size && (int)ceilf(q) - 1 == j; // which overflows for huge q
+}
+
+// Feature sets: the value of feature j of a set from its own uniform u and the set's v.
+static inline TMS_HD float tms_set_value(float u, float v, float density, int task, int sets,
+                                         int set_size, int j) {
+    float value = tms_task_value(u, task);
+    return tms_set_active(v, density, sets, set_size, j) ? value : 0.0f;
+}
+
 // Subsequences above this are reserved for draws that are not training batches, so
 // they never collide with a step number.
 #define TMS_SUBSEQ_INIT ((uint64_t)1 << 62)        // parameter initialisation
 #define TMS_SUBSEQ_EVAL (((uint64_t)1 << 62) + 1)  // the final evaluation batch
+// The set uniforms of the batch in subsequence s live in subsequence s + TMS_SUBSEQ_SETS
+// (steps stay far below 2^61, and the evaluation batch's land above 2^62 + 2^61).
+#define TMS_SUBSEQ_SETS ((uint64_t)1 << 61)
+
+// The set uniform v of set-element s (= row * G + g) of the batch in subsequence `subsequence`.
+static inline TMS_HD float tms_set_uniform(uint64_t seed, uint64_t subsequence, uint64_t s) {
+    tms_u32x4 r = tms_philox_block(seed, subsequence + TMS_SUBSEQ_SETS, s / 4);
+    return tms_uniform_from_u32(r.v[s % 4]);
+}
 
 // ----------------------------------------------------------------------------
 // The activation and the loss gradient, as macros so the float and double CPU paths
 // and the kernels share one spelling (and so one rounding and one choice at 0).
 //   TMS_RELU_IF(on, v): ReLU when `on`, identity otherwise; written v < 0 ? 0 : v, not fmax.
-//   TMS_MSE_GRAD(c, out, x, y, out_relu): d/dy of (c/2) (x - out)^2 with out = act(y),
+//   TMS_MSE_GRAD(c, out, t, y, out_relu): d/dy of (c/2) (t - out)^2 with out = act(y) and t
+//     the target (x itself, or |x| for the abs task),
 //     c = 2 * scale * I_i; the ReLU passes the gradient only where y > 0.
 
 #define TMS_RELU_IF(on, v) (((on) && (v) < 0) ? 0 : (v))
-#define TMS_MSE_GRAD(c, out, x, y, out_relu) (((out_relu) && !((y) > 0)) ? 0 : (c) * ((out) - (x)))
+#define TMS_MSE_GRAD(c, out, t, y, out_relu) (((out_relu) && !((y) > 0)) ? 0 : (c) * ((out) - (t)))
 
 // ----------------------------------------------------------------------------
 // Adam and AdamW for one element (torch.optim semantics, which the notebook uses).

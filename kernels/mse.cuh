@@ -4,10 +4,12 @@
 // Per instance, element (b, i) of the batch, with y the decoder GEMM's output:
 //   y    += b_i                          (bias on)
 //   out   = relu(y) or y                 (output_act)
-//   loss  = (1 / (B n)) sum_{b,i} I_i (x_bi - out_bi)^2
-//   dy    = (2 / (B n)) I_i (out - x) [y > 0 if output relu]
+//   loss  = (1 / (B n)) sum_{b,i} I_i (t_bi - out_bi)^2
+//   dy    = (2 / (B n)) I_i (out - t) [y > 0 if output relu]
+// with t the target: the batch x itself for the sparse task, |x| for the abs task (the
+// caller passes the target buffer, which is x when they are the same).
 // dy is formed as host/cpu_model.inc forms it (scale = 1.0f / ((float)B * (float)n),
-// dy = (2 * scale * I_i) * (out - x)), so given the same y it is the CPU's dy bit for bit;
+// dy = (2 * scale * I_i) * (out - t)), so given the same y it is the CPU's dy bit for bit;
 // the loss is summed in a different order (blocks here, feature by feature there).
 // dy overwrites y in place: the backward needs only dy, h and x, and the ReLU mask is
 // taken from y before it is overwritten.
@@ -35,7 +37,7 @@ static inline int mse_loss_parts(long long per_instance) {
 // grid (mse_loss_parts(B n), instances in this chunk), block MSE_BLOCK_SIZE
 __global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^T, out: dy
                             float *loss_partial,      // (I, gridDim.x)
-                            const float *x,           // (I, B, n)
+                            const float *target,      // (I, B, n) x, or |x| for the abs task
                             const float *bias,        // (I, n) or NULL
                             const float *importance,  // (I, n)
                             int inst0, int batch, int n, int output_relu, float two_scale) {
@@ -49,11 +51,11 @@ __global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^
         float y = y_dy[idx];
         if (bias) y += bias[(size_t)inst * n + i];
         const float out = TMS_RELU_IF(output_relu, y);
-        const float xv = x[idx];
+        const float tv = target[idx];
         const float imp = importance[(size_t)inst * n + i];
-        const float d = xv - out;
+        const float d = tv - out;
         sq = imp * d * d;
-        y_dy[idx] = TMS_MSE_GRAD(two_scale * imp, out, xv, y, output_relu);
+        y_dy[idx] = TMS_MSE_GRAD(two_scale * imp, out, tv, y, output_relu);
     }
     const float block_sum = blockReduceSum(sq);
     if (threadIdx.x == 0) loss_partial[(size_t)inst * gridDim.x + blockIdx.x] = block_sum;
@@ -73,8 +75,9 @@ __global__ void loss_reduce_kernel1(float *loss,                // (I)
 // ----------------------------------------------------------------------------
 // launchers
 
-// y_dy: y in, dy out; loss_partial (instances, mse_loss_parts(batch * n)).
-static inline int mse_forward_backward(float *y_dy, float *loss_partial, const float *x,
+// y_dy: y in, dy out; loss_partial (instances, mse_loss_parts(batch * n)); target (instances,
+// batch, n) what the output should be.
+static inline int mse_forward_backward(float *y_dy, float *loss_partial, const float *target,
                                        const float *bias, const float *importance, int instances,
                                        int batch, int n, int output_relu, cudaStream_t stream) {
     const int parts = mse_loss_parts((long long)batch * n);
@@ -84,7 +87,7 @@ static inline int mse_forward_backward(float *y_dy, float *loss_partial, const f
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;
         mse_kernel1<<<dim3(parts, chunk), MSE_BLOCK_SIZE, 0, stream>>>(
-            y_dy, loss_partial, x, bias, importance, inst0, batch, n, output_relu, two_scale);
+            y_dy, loss_partial, target, bias, importance, inst0, batch, n, output_relu, two_scale);
         cudaCheck(cudaGetLastError());
     }
     return 0;

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # install-deps.sh [--tests]: install what tms needs from Debian's packages, only
-# what is missing. With --tests, also what the tests need (numpy for the output
-# checks). The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda)
-# the CUDA backend is built too.
+# what is missing. With --tests, also what the tests need: numpy for the output
+# checks, and slurm-wlm + munge for the slurm test (which starts its own daemons
+# in a scratch folder; the packages' own services are never started here).
+# The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
+# CUDA backend is built too.
 set -euo pipefail
 need=(cmake make gcc pkg-config git libcjson-dev libstb-dev)
-[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy)
+[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy slurm-wlm munge)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,6 +20,16 @@ echo "install-deps: installing ${missing[*]}"
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Installing munge/slurmd/slurmctld must not start their system services (they would
+# hold the default ports and /run/munge, and the slurm test runs its own daemons).
+# Containers usually have a policy-rc.d that says "no" (exit 101) and no systemd; where
+# there is none, put one in place for the install and take it away afterwards.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    trap '$sudo rm -f "$policy"' EXIT
+    printf '#!/bin/sh\n# install-deps.sh: no service starts during this install\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

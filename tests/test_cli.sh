@@ -88,10 +88,15 @@ for f in feats:
     assert abs(float(f["dimensionality"]) - norms[j] ** 2 / (dots ** 2).sum()) < 1e-4
     assert abs(float(f["importance"]) - 0.9 ** j) < 1e-6 and abs(float(f["bias"]) - b[i, j]) < 1e-6
 loss = list(csv.DictReader(open(f"{d}/loss.csv")))
-assert len(loss) == 6 * I and loss[0]["step"] == "0" and loss[-1]["step"] == "250"
-first = np.mean([float(r["loss_mean_features"]) for r in loss[:I]])
-last = np.mean([float(r["loss_mean_features"]) for r in loss[-I:]])
-assert last < first, (first, last)
+# instance-major: each instance's steps 0, 50, ..., 250 in order
+assert len(loss) == 6 * I and [r["step"] for r in loss[:6]] == ["0", "50", "100", "150", "200", "250"]
+assert [int(r["instance"]) for r in loss[::6]] == list(range(I))
+L = np.load(f"{d}/loss.npy")
+assert L.shape == (I, 6) and np.allclose(L.ravel(), [float(r["loss_mean_features"]) for r in loss], rtol=1e-6)
+assert (L[:, -1] < L[:, 0]).all(), L
+E = np.load(f"{d}/eval_loss.npy"); D = np.load(f"{d}/diverged_step.npy")
+assert E.shape == (I,) and D.dtype == np.int64 and (D == 0).all()
+assert np.allclose(E, [float(r["loss_mean_features"]) for r in rows], rtol=1e-6)
 def png_size(path):
     head = open(path, "rb").read(24)
     assert head[:8] == b"\x89PNG\r\n\x1a\n", path

@@ -23,7 +23,7 @@ static double best_dense_loss(int n, int m, double decay, long steps, int seeds)
     P.inst = calloc((size_t)seeds, sizeof(tms_instance_t));
     P.importance = malloc(sizeof(float) * n * seeds);
     for (int i = 0; i < seeds; i++) {
-        P.inst[i] = (tms_instance_t){1.0f, 1e-3f, 0.01f, 0, i, tms_instance_key(0, (uint64_t)i), 0, 0};
+        P.inst[i] = (tms_instance_t){1.0f, 1e-3f, 0.01f, 0, i, tms_instance_key(0, (uint64_t)i), 0, 0, 0};
         for (int f = 0; f < n; f++) P.importance[i * n + f] = (float)pow(decay, f);
     }
     tms_layout_t L;

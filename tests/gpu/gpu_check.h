@@ -110,13 +110,15 @@ static inline double min_kink_distance(const gpu_problem_t *g, const float *para
     float *x = malloc((size_t)B * n * sizeof(float)), *y = malloc((size_t)B * n * sizeof(float));
     float *out = malloc((size_t)B * n * sizeof(float)), *z = malloc((size_t)B * m * sizeof(float));
     float *h = malloc((size_t)B * m * sizeof(float)), *decT = malloc((size_t)m * n * sizeof(float));
+    float *target = malloc((size_t)B * n * sizeof(float));
     double least = 1e30;
-    if (!x || !y || !out || !z || !h || !decT) least = -1;
+    if (!x || !y || !out || !z || !h || !decT || !target) least = -1;
     for (int i = 0; least >= 0 && i < g->P.instances; i++) {
         tms_view_t v = tms_view(&g->L, (float *)params, i);
         tms_decoder_T(M, &v, decT);
-        tms_sample_rows(g->inst[i].key, (uint64_t)step, n, 0, B, g->inst[i].density, x);
-        tms_forward(M, &v, decT, g->importance + (size_t)i * n, x, B, z, h, y, out);
+        tms_sample_tile(&g->P.data, g->inst[i].key, (uint64_t)step, n, 0, B, g->inst[i].density, x, target);
+        tms_forward(M, &v, decT, g->importance + (size_t)i * n, x, tms_data_has_target(&g->P.data) ? target : x, B,
+                    z, h, y, out);
         if (hidden_relu)
             for (size_t e = 0; e < (size_t)B * m; e++)
                 if (z[e] != 0.0f && fabs(z[e]) < least) least = fabs(z[e]);
@@ -124,7 +126,7 @@ static inline double min_kink_distance(const gpu_problem_t *g, const float *para
             for (size_t e = 0; e < (size_t)B * n; e++)
                 if (y[e] != 0.0f && fabs(y[e]) < least) least = fabs(y[e]);
     }
-    free(x); free(y); free(out); free(z); free(h); free(decT);
+    free(x); free(y); free(out); free(z); free(h); free(decT); free(target);
     return least;
 }
 

@@ -9,7 +9,7 @@ void tms_layout_init(tms_layout_t *L, const tms_model_t *M, int instances) {
     L->instances = instances;
     L->present[TMS_T_W] = 1;
     L->present[TMS_T_W2] = M->decoder == TMS_DECODER_UNTIED;
-    L->present[TMS_T_B1] = M->hidden_act == TMS_ACT_RELU && M->bias;
+    L->present[TMS_T_B1] = M->hidden_act == TMS_ACT_RELU && M->bias && !M->no_hidden_bias;
     L->present[TMS_T_B] = M->bias;
     L->per_instance[TMS_T_W] = (size_t)M->m * M->n;
     L->per_instance[TMS_T_W2] = L->present[TMS_T_W2] ? (size_t)M->n * M->m : 0;

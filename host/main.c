@@ -4,6 +4,7 @@
 //   tms render RUNDIR                        redraw a run's images from its weights
 //   tms merge OUT RUNDIR...                  merge the shards of one sweep
 //   tms --version | --help
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,9 @@ out:
 }
 
 int main(int argc, char **argv) {
+    // a file-size limit (ulimit -f) then fails the write with EFBIG, reported like a
+    // full disk, instead of killing the process mid-file
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) { usage_main(stderr); return TMS_EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {

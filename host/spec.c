@@ -44,7 +44,7 @@ static int field_error(errbuf_t *e, const char *section, const char *key, const 
 
 static const char *const sections[] = {"name", "model", "data", "optimizer", "train", "output", NULL};
 static const char *const model_keys[] = {"n_features", "n_hidden", "decoder", "hidden_activation",
-                                         "output_activation", "bias", NULL};
+                                         "output_activation", "bias", "hidden_bias", NULL};
 static const char *const data_keys[] = {"density", "importance_decay", "importance", "batch_size", "task",
                                         "feature_sets", NULL};
 static const char *const feature_sets_keys[] = {"kind", "size", NULL};
@@ -265,6 +265,9 @@ static int validate_model(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     if (get_choice(e, s, "model", "hidden_activation", act_names, TMS_ACT_NONE, &spec->model.hidden_act)) return -1;
     if (get_choice(e, s, "model", "output_activation", act_names, TMS_ACT_RELU, &spec->model.output_act)) return -1;
     if (get_bool(e, s, "model", "bias", 1, &spec->model.bias)) return -1;
+    int hidden_bias = 1;
+    if (get_bool(e, s, "model", "hidden_bias", 1, &hidden_bias)) return -1;
+    spec->model.no_hidden_bias = !hidden_bias;
     return 0;
 }
 
@@ -287,7 +290,9 @@ static int validate_feature_sets(errbuf_t *e, const cJSON *v, tms_spec_t *spec) 
         snprintf(e->buf, e->len, "data.feature_sets.kind: missing; expected one of: independent, correlated, anticorrelated");
         return -1;
     }
-    if (get_choice(e, v, "data", "feature_sets.kind", sets_names, TMS_SETS_NONE, &spec->data.sets)) return -1;
+    int idx = cJSON_IsString(kind) ? in_list(kind->valuestring, sets_names) : -1;
+    if (idx < 0) return field_error(e, "data", "feature_sets.kind", kind, "one of: independent, correlated, anticorrelated");
+    spec->data.sets = idx;
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(v, "size");
     if (spec->data.sets == TMS_SETS_NONE) {
         if (size && !(is_integer(size) && size->valuedouble == 1))
@@ -474,6 +479,7 @@ static cJSON *build_resolved(const tms_spec_t *s) {
     cJSON_AddStringToObject(model, "hidden_activation", act_names[s->model.hidden_act]);
     cJSON_AddStringToObject(model, "output_activation", act_names[s->model.output_act]);
     cJSON_AddBoolToObject(model, "bias", s->model.bias);
+    cJSON_AddBoolToObject(model, "hidden_bias", !s->model.no_hidden_bias);
     cJSON *data = cJSON_AddObjectToObject(root, "data");
     cJSON_AddItemToObject(data, "density", axis_json(s->density, s->n_density));
     if (s->importance_explicit) {

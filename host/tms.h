@@ -36,6 +36,8 @@ typedef struct {
     int hidden_act;        // TMS_ACT_*: h = act(W x [+ b1])
     int output_act;        // TMS_ACT_*: x' = act(Wd h + b)
     int bias;              // 1: b (and b1 with a hidden ReLU) are parameters; 0: none
+    int no_hidden_bias;    // 1: no b1 even with bias on, h = ReLU(W x) (model.hidden_bias false:
+                           // the paper's privileged-basis model); 0 (the default): b1 with bias
 } tms_model_t;
 
 enum { TMS_T_W = 0, TMS_T_W2, TMS_T_B1, TMS_T_B, TMS_NTENSORS };

@@ -4,10 +4,12 @@
 //
 // One training step, all I instances at once, on one stream:
 //   sample       x (I, B, n)          sample.cuh     cuRAND Philox, bit-identical to the CPU
+//                (target |x|, abs task)
 //   GEMM         z = x W^T -> h       cuBLAS strided-batched, batch = the instances
 //   epilogue     h = relu(z + b1)     epilogue.cuh   (hidden relu only)
 //   GEMM         y = h Wd^T           (Wd = W^T tied, W2 untied)
-//   loss         dy, loss partials    mse.cuh        (adds b, output relu, fused gradient)
+//   loss         dy, loss partials    mse.cuh        (adds b, output relu, fused gradient;
+//                                                    against the target: x, or |x| for abs)
 //   GEMM         dW2 = dy^T h         (untied)
 //   reduction    db = sum_b dy        bias_grad.cuh  (bias)
 //   GEMM         dh = dy Wd
@@ -46,10 +48,10 @@
 // Memory: the device memory needed (tms_cuda_backend_bytes) is computed before anything
 // is allocated and compared with cudaMemGetInfo's free memory; a problem that does not
 // fit fails at once, saying how many instances would. Per instance: parameters, gradients
-// and two Adam moments (4 x the parameter count), x and y/dy (B n each), h and dh (B m
-// each), importance, loss partials and a few scalars. Fixed: the constants table, the
-// cuBLAS workspace (set explicitly, so cuBLAS allocates nothing while the graph is
-// captured) and headroom for allocation granularity.
+// and two Adam moments (4 x the parameter count), x and y/dy (B n each; and the target,
+// B n, for the abs task), h and dh (B m each), importance, loss partials and a few
+// scalars. Fixed: the constants table, the cuBLAS workspace (set explicitly, so cuBLAS
+// allocates nothing while the graph is captured) and headroom for allocation granularity.
 //
 // Precision: fp32 everywhere, cuBLAS in CUBLAS_DEFAULT_MATH (no TF32) unless allow_tf32,
 // which selects CUBLAS_TF32_TENSOR_OP_MATH. The GEMMs sum in a different order than the
@@ -108,6 +110,8 @@ typedef struct {
     float *weight_decay;    // (I)
     // work buffers, each instance's slice contiguous
     float *x;               // (I, B, n)
+    float *target;          // (I, B, n) what the output should be: x itself (same pointer), or
+                            // its own buffer |x| for the abs task (tms_data_has_target)
     float *h;               // (I, B, m) z, then h = act(z) in place (h > 0 iff z > 0: the mask)
     float *y_dy;            // (I, B, n) y, then dy in place
     float *dh;              // (I, B, m) dh, then dz in place
@@ -188,10 +192,12 @@ static int enqueue_step(cuda_ctx_t *c, int update) {
     float *gb1 = L->present[TMS_T_B1] ? c->grads + L->offset[TMS_T_B1] : NULL;     // (I, m)
     float *gb = L->present[TMS_T_B] ? c->grads + L->offset[TMS_T_B] : NULL;        // (I, n)
     float *x = c->x, *h = c->h, *y_dy = c->y_dy, *dh = c->dh;
+    float *target = c->target != c->x ? c->target : NULL; // NULL: sample writes no target
 
     // ---- data
     tmsCheck(nan_fill(c, x, (size_t)I * Bn));
-    tmsCheck(sample(x, c->keys, c->density, &c->state->step, I, Bn, s));
+    if (target) tmsCheck(nan_fill(c, target, (size_t)I * Bn));
+    tmsCheck(sample(x, target, c->keys, c->density, &c->state->step, I, Bn, n, &c->P.data, s));
 
     // ---- forward
     // z (B, m) = x (B, n) W^T, W (m, n). Column-major: z^T (m x B, ldc m) = W (m x n) x^T (n x B).
@@ -217,7 +223,7 @@ static int enqueue_step(cuda_ctx_t *c, int update) {
 
     // ---- loss and dy (adds b, applies the output activation; dy overwrites y)
     tmsCheck(nan_fill(c, c->loss_partial, (size_t)I * c->loss_parts));
-    tmsCheck(mse_forward_backward(y_dy, c->loss_partial, x, b, c->importance, I, B, n,
+    tmsCheck(mse_forward_backward(y_dy, c->loss_partial, c->target, b, c->importance, I, B, n,
                                   M->output_act == TMS_ACT_RELU, s));
     float *dy = y_dy;
 
@@ -385,6 +391,7 @@ static void cuda_destroy(tms_backend_t *be) {
             fprintf(stderr, "tms: CUDA backend: cublasDestroy failed\n");
         void *device_buffers[] = {c->cublas_workspace, c->params, c->grads, c->adam_m, c->adam_v,
                                   c->importance, c->keys, c->density, c->lr, c->weight_decay, c->x,
+                                  c->target != c->x ? c->target : NULL, // else it is x, freed once
                                   c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->state, c->table};
         for (size_t k = 0; k < sizeof(device_buffers) / sizeof(device_buffers[0]); k++)
             if (device_buffers[k]) KEEP_FIRST(cudaFree(device_buffers[k]));
@@ -412,6 +419,7 @@ extern "C" void tms_cuda_backend_bytes(const tms_problem_t *P, const tms_layout_
         if (L->present[t]) params += L->per_instance[t];
     const size_t floats = 4 * params                     // params, grads, adam_m, adam_v
                           + 2 * B * n + 2 * B * m        // x, y_dy, h, dh
+                          + (tms_data_has_target(&P->data) ? B * n : 0) // the abs task's target
                           + n                            // importance
                           + (size_t)mse_loss_parts((long long)B * n) + 1 // loss partials, loss
                           + 3;                           // density, lr, weight_decay
@@ -515,6 +523,8 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     cudaCheck(cudaMalloc(&c->lr, I * sizeof(float)));
     cudaCheck(cudaMalloc(&c->weight_decay, I * sizeof(float)));
     cudaCheck(cudaMalloc(&c->x, I * B * n * sizeof(float)));
+    if (tms_data_has_target(&P->data)) cudaCheck(cudaMalloc(&c->target, I * B * n * sizeof(float)));
+    else c->target = c->x;
     cudaCheck(cudaMalloc(&c->h, I * B * m * sizeof(float)));
     cudaCheck(cudaMalloc(&c->y_dy, I * B * n * sizeof(float)));
     cudaCheck(cudaMalloc(&c->dh, I * B * m * sizeof(float)));
@@ -610,8 +620,10 @@ static int batch_impl(cuda_ctx_t *c, long step, float *x) {
     cudaCheck(cudaSetDevice(c->device));
     cudaCheck(cudaStreamSynchronize(c->stream));
     tmsCheck(set_step(c, step, step));
+    float *target = c->target != c->x ? c->target : NULL;
     tmsCheck(nan_fill(c, c->x, (size_t)c->I * Bn));
-    tmsCheck(sample(c->x, c->keys, c->density, &c->state->step, c->I, Bn, c->stream));
+    if (target) tmsCheck(nan_fill(c, target, (size_t)c->I * Bn));
+    tmsCheck(sample(c->x, target, c->keys, c->density, &c->state->step, c->I, Bn, c->n, &c->P.data, c->stream));
     cudaCheck(cudaMemcpyAsync(x, c->x, (size_t)c->I * Bn * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
     cudaCheck(cudaStreamSynchronize(c->stream));
     return 0;
@@ -663,7 +675,8 @@ typedef struct {
 static int buffer_list(cuda_ctx_t *c, named_buffer_t *list) {
     const size_t I = (size_t)c->I, Bn = (size_t)c->B * c->n, Bm = (size_t)c->B * c->m;
     const named_buffer_t all[] = {
-        {"x", c->x, I * Bn},           {"h", c->h, I * Bm},
+        {"x", c->x, I * Bn},           {"target", c->target, c->target != c->x ? I * Bn : 0}, // 0: it is x
+        {"h", c->h, I * Bm},
         {"y_dy", c->y_dy, I * Bn},     {"dh", c->dh, I * Bm},
         {"loss_partial", c->loss_partial, I * (size_t)c->loss_parts},
         {"loss", c->loss, I},          {"grads", c->grads, c->L.total},
@@ -675,7 +688,7 @@ static int buffer_list(cuda_ctx_t *c, named_buffer_t *list) {
     return count;
 }
 
-#define WORK_BUFFERS 7 // the first entries of buffer_list: everything the step writes but the state
+#define WORK_BUFFERS 8 // the first entries of buffer_list: everything the step writes but the state
 
 static int fill_nan_impl(cuda_ctx_t *c) {
     named_buffer_t list[16];

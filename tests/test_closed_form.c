@@ -13,7 +13,7 @@
 // Train `seeds` replicates with the notebook's recipe; return the best eval loss.
 static double best_dense_loss(int n, int m, double decay, long steps, int seeds) {
     tms_problem_t P = {0};
-    P.model = (tms_model_t){n, m, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1};
+    P.model = (tms_model_t){n, m, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
     P.instances = seeds;
     P.batch_size = 1024;
     P.steps = steps;

@@ -114,5 +114,11 @@ for i in bad:
 print("divergence checks passed")
 PY
 
+# ---- out of space (a file-size limit stands in for a full disk): exit 1, a clear message,
+# nothing under the final name, the partial run marked failed
+(ulimit -f 20; "$tms" train sweep.json --out full_disk --set train.steps=100 --quiet 2> err_disk.txt); rc=$?
+[ $rc -eq 1 ] && grep -q "File too large" err_disk.txt && [ ! -e full_disk ] || fail "disk full: rc $rc, $(cat err_disk.txt)"
+grep -q '"status":.*"failed"' full_disk.partial/manifest.json || fail "disk full: manifest not 'failed'"
+
 if [ $fails -ne 0 ]; then echo "test_faults: $fails failure(s)"; exit 1; fi
 echo "test_faults: all checks passed"

@@ -44,7 +44,7 @@ static double loss_of(const tms_model_t *mod, params_d *p, const double *imp, co
 }
 
 static void check_combination(int decoder, int hidden, int output, int bias, int task) {
-    tms_model_t mod = {N, M, decoder, hidden, output, bias};
+    tms_model_t mod = {N, M, decoder, hidden, output, bias, 0};
     params_d p, g;
     double imp[N], x[ROWS * N], t[ROWS * N]; // t: the target
     double min_pre = 0;

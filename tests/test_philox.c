@@ -1,6 +1,6 @@
 // test_philox.c: Philox4x32-10 against the known-answer vectors published with
 // Random123 (kat_vectors), the counter/key mapping of curand_init, and the
-// statistics of the sparse batches.
+// statistics of the batches: sparse, the abs task, correlated and anticorrelated sets.
 #include <math.h>
 #include <stdlib.h>
 #include "check.h"
@@ -13,6 +13,119 @@ static void kat(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
     CHECK(out.v[0] == r0 && out.v[1] == r1 && out.v[2] == r2 && out.v[3] == r3,
           "philox4x32_10 KAT ctr %08x..: got %08x %08x %08x %08x want %08x %08x %08x %08x", c0, out.v[0], out.v[1],
           out.v[2], out.v[3], r0, r1, r2, r3);
+}
+
+// 5-sigma bound on a binomial fraction
+static int near_fraction(double frac, double p, long trials) {
+    return fabs(frac - p) <= 5 * sqrt(p * (1 - p) / trials) + 1e-9;
+}
+
+// The abs task: active values uniform on (-1, 1], the target |x|; the active fraction is
+// the density; inactive features and their targets are 0.
+static void check_abs_task(void) {
+    const tms_data_t D = {TMS_TASK_ABS, TMS_SETS_NONE, 1};
+    const int n = 5, rows = 100000;
+    const long N = (long)n * rows;
+    const float density = 0.2f;
+    float *x = malloc(sizeof(float) * N), *t = malloc(sizeof(float) * N), *plain = malloc(sizeof(float) * N);
+    tms_sample_tile(&D, tms_instance_key(3, 0), 5, n, 0, rows, density, x, t);
+    tms_sample_rows(tms_instance_key(3, 0), 5, n, 0, rows, density, plain);
+    long active = 0, bins[10] = {0}, same_pattern = 0;
+    double sum = 0;
+    for (long e = 0; e < N; e++) {
+        CHECK(t[e] == fabsf(x[e]), "abs target %g for x %g", t[e], x[e]);
+        // the same uniforms as the sparse draw: the same elements active, x = 2 a - 1 from its magnitude a
+        same_pattern += x[e] == (plain[e] == 0.0f ? 0.0f : 2.0f * plain[e] - 1.0f);
+        if (plain[e] == 0.0f) { CHECK(x[e] == 0.0f, "an inactive abs feature is %g", x[e]); continue; }
+        CHECK(x[e] > -1.0f && x[e] <= 1.0f, "active abs value %g outside (-1, 1]", x[e]);
+        active++;
+        sum += x[e];
+        int b = (int)((x[e] + 1.0f) * 5.0f);
+        bins[b > 9 ? 9 : b]++;
+    }
+    CHECK(same_pattern == N, "abs task: x = 2a - 1 of the sparse draw's magnitude a in only %ld of %ld elements", same_pattern, N);
+    CHECK(near_fraction((double)active / N, density, N), "abs task: active fraction %g, density %g",
+          (double)active / N, density);
+    CHECK(fabs(sum / active) < 5 * sqrt(1.0 / 3.0 / active), "abs task: mean active value %g, want 0", sum / active);
+    double chi2 = 0, expect = active / 10.0;
+    for (int b = 0; b < 10; b++) chi2 += (bins[b] - expect) * (bins[b] - expect) / expect;
+    CHECK(chi2 < 33.7, "abs task: chi-square %g over 10 bins says not uniform on (-1, 1]", chi2);
+    free(x); free(t); free(plain);
+}
+
+// Correlated and anticorrelated sets: each feature's marginal density is the density;
+// correlated sets are all active or all inactive; anticorrelated sets have at most one
+// active feature, the set being active with probability k * density; features of
+// different sets are independent; active magnitudes uniform on (0, 1]; tiling does not
+// change the batch.
+static void check_feature_sets(void) {
+    const int kinds[] = {TMS_SETS_CORRELATED, TMS_SETS_ANTICORRELATED};
+    const int sizes[] = {2, 3};
+    const float densities[] = {0.3f, 0.05f};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int d = 0; d < 2; d++) {
+                const tms_data_t D = {TMS_TASK_SPARSE, kinds[a], sizes[b]};
+                const int k = sizes[b], n = 2 * k * 2, G = n / k, rows = 60000; // 4 sets
+                const float p = densities[d];
+                const char *name = kinds[a] == TMS_SETS_CORRELATED ? "correlated" : "anticorrelated";
+                float *x = malloc(sizeof(float) * n * rows);
+                tms_sample_tile(&D, tms_instance_key(11, (uint64_t)(4 * a + 2 * b + d)), 17, n, 0, rows, p, x, NULL);
+                long active_feature[12] = {0}, active_set = 0, bad_set = 0, cross = 0, bins[10] = {0}, active = 0;
+                double sum = 0;
+                for (int r = 0; r < rows; r++) {
+                    for (int g = 0; g < G; g++) {
+                        int count = 0;
+                        for (int j = 0; j < k; j++) {
+                            float v = x[(size_t)(g * k + j) * rows + r];
+                            if (v == 0.0f) continue;
+                            CHECK(v > 0.0f && v <= 1.0f, "%s: active value %g outside (0, 1]", name, v);
+                            count++;
+                            active++;
+                            active_feature[g * k + j]++;
+                            sum += v;
+                            int bin = (int)(v * 10.0f);
+                            bins[bin > 9 ? 9 : bin]++;
+                        }
+                        active_set += count > 0;
+                        if (kinds[a] == TMS_SETS_CORRELATED) bad_set += count != 0 && count != k;
+                        else bad_set += count > 1;
+                    }
+                    // features 0 and k are in different sets: independent
+                    cross += x[r] != 0.0f && x[(size_t)k * rows + r] != 0.0f;
+                }
+                CHECK(bad_set == 0, "%s k=%d p=%g: %ld sets break the rule", name, k, p, bad_set);
+                for (int i = 0; i < n; i++)
+                    CHECK(near_fraction((double)active_feature[i] / rows, p, rows),
+                          "%s k=%d p=%g: feature %d active in %g of rows", name, k, p, i, (double)active_feature[i] / rows);
+                double set_p = kinds[a] == TMS_SETS_CORRELATED ? p : k * p;
+                CHECK(near_fraction((double)active_set / ((long)rows * G), set_p, (long)rows * G),
+                      "%s k=%d p=%g: sets active in %g, want %g", name, k, p, (double)active_set / ((long)rows * G), set_p);
+                CHECK(near_fraction((double)cross / rows, (double)p * p, rows),
+                      "%s k=%d p=%g: features of two sets co-occur in %g of rows, want %g", name, k, p,
+                      (double)cross / rows, (double)p * p);
+                CHECK(fabs(sum / active - 0.5) < 5 * sqrt(1.0 / 12.0 / active), "%s: mean active value %g", name,
+                      sum / active);
+                double chi2 = 0, expect = active / 10.0;
+                for (int bin = 0; bin < 10; bin++) chi2 += (bins[bin] - expect) * (bins[bin] - expect) / expect;
+                CHECK(chi2 < 33.7, "%s: chi-square %g says active values not uniform", name, chi2);
+                // tiles: rows split unevenly give the same batch
+                float *part = malloc(sizeof(float) * n * 1000);
+                int r0 = 0, pieces[] = {1, 7, 333, 659}, same = 1;
+                for (int q = 0; q < 4; q++) {
+                    tms_sample_tile(&D, tms_instance_key(11, (uint64_t)(4 * a + 2 * b + d)), 17, n, r0, pieces[q], p,
+                                    part, NULL);
+                    for (int r = 0; r < pieces[q]; r++)
+                        for (int i = 0; i < n; i++) same &= part[i * pieces[q] + r] == x[(size_t)i * rows + r0 + r];
+                    r0 += pieces[q];
+                }
+                CHECK(same, "%s: tiling changes the batch", name);
+                printf("%-14s k=%d density %-4g: features active %.4f..%.4f, sets active %.4f (want %.4f), "
+                       "rule broken in %ld sets\n", name, k, p, (double)active_feature[0] / rows,
+                       (double)active_feature[n - 1] / rows, (double)active_set / ((long)rows * G), set_p, bad_set);
+                free(part);
+                free(x);
+            }
 }
 
 int main(void) {
@@ -96,5 +209,7 @@ int main(void) {
         for (int e = 0; e < 64; e++) { ab += a[e] == b[e]; ac += a[e] == c[e]; }
         CHECK(ab < 2 && ac < 2, "replicates or steps share random numbers (%d, %d equal of 64)", ab, ac);
     }
+    check_abs_task();
+    check_feature_sets();
     return check_finish("test_philox");
 }

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# test_slurm.sh TMS SCRATCH [PYTHON]: a sharded sweep on a real, single-node Slurm.
+# test_slurm.sh TMS SCRATCH: a sharded sweep on a real, single-node Slurm.
 #   - starts munged, slurmctld and slurmd from Debian's packages (slurm-wlm, munge) by hand,
 #     every file in SCRATCH, with a slurm.conf this test writes (found through SLURM_CONF),
 #     its own munge key and socket, and free non-default ports: nothing system-wide is used;
 #   - a trivial 4-task array (hostname) shows the cluster runs jobs and sets SLURM_ARRAY_*;
-#   - experiments/slurm/submit.sh submits the 4-task sweep array (no GPU gres: overridden
-#     with --gres=none) and the dependent merge job; the test waits for them (bounded);
-#   - the merged W.npy, b.npy, optimiser moments, instances.csv, features.csv and loss.csv
-#     equal a single-process run of the same spec byte for byte.
+#   - trains the spec in one process, and shard 0 of 4 by hand (as if an earlier submission
+#     had done it);
+#   - experiments/slurm/submit.sh submits the 4-task sweep array (no GPU gres: --gres=none)
+#     and the dependent merge; task 3 gets the time-limit warning (SIGUSR1) by hand while it
+#     trains: it must checkpoint, requeue itself alone and resume; task 0 must leave the
+#     complete shard-0 untouched; the test waits for all of it (bounded);
+#   - the merged W.npy, b.npy, Adam moments, instances.csv, features.csv and loss.csv equal the
+#     single-process run byte for byte.
 # The daemons it started (and any job process still running under them) are stopped when
 # it ends, passed or failed. Exit 77 (skipped) only when the Slurm/munge binaries are absent.
+# TMS_SLURM_SMOKE_ONLY=1 stops after the trivial array (the cluster alone);
+# TMS_SLURM_TIMEOUT (seconds, default 150) bounds the waiting on jobs.
 set -u
 tms=$1; scratch=$2
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 deadline_s=${TMS_SLURM_TIMEOUT:-150}   # the whole test's budget for waiting on jobs
 
-for b in munged mungekey slurmctld slurmd sbatch squeue sinfo scontrol scancel; do
+for b in munged slurmctld slurmd sbatch squeue sinfo scontrol scancel; do
     if ! command -v "$b" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$b" ]; then
         echo "SKIP: $b not found (install slurm-wlm and munge: scripts/install-deps.sh --tests)"
         exit 77
@@ -140,7 +146,7 @@ SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$sock
+AuthInfo=socket=$sock,cred_expire=5
 SlurmUser=$user
 SlurmdUser=$user
 StateSaveLocation=$scratch/slurm/state
@@ -161,7 +167,7 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
 DependencyParameters=kill_invalid_depend
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=1
 MinJobAge=600
 SlurmdTimeout=60
 InactiveLimit=0
@@ -171,7 +177,7 @@ PartitionName=tmstest Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 
 TMS_SLURM_TEST=$mark slurmctld -c || die "slurmctld did not start"
-TMS_SLURM_TEST=$mark slurmd || die "slurmd did not start"
+TMS_SLURM_TEST=$mark slurmd -N "$host" || die "slurmd did not start"
 up=0
 for _ in $(seq 150); do
     state=$(sinfo -h -n "$host" -o %T 2>/dev/null)
@@ -203,7 +209,7 @@ wait_jobs() { # jobid...: until none is pending or running (bounded by the test'
 # ---- a trivial array: the cluster runs jobs and sets the array variables -------------------
 cat > jobs/hello.sbatch <<'EOF'
 #!/bin/bash
-echo "$(hostname) task=$SLURM_ARRAY_TASK_ID count=$SLURM_ARRAY_TASK_COUNT min=${SLURM_ARRAY_TASK_MIN:-unset}"
+echo "$(hostname -s) task=$SLURM_ARRAY_TASK_ID count=$SLURM_ARRAY_TASK_COUNT min=${SLURM_ARRAY_TASK_MIN:-unset}"
 EOF
 hello=$(TMS_SLURM_TEST=$mark sbatch --parsable --array=0-3 --job-name=hello \
         --output="$scratch/jobs/hello-%a.out" jobs/hello.sbatch) || die "sbatch of the hello array failed"
@@ -221,31 +227,67 @@ log "hello array $hello: 4 tasks COMPLETED with SLURM_ARRAY_TASK_ID/COUNT/MIN se
 [ "${TMS_SLURM_SMOKE_ONLY:-0}" = 1 ] && { echo "1 passed, 0 failed"; exit 0; }
 
 # ---- the sweep: single process, then 4 shards under Slurm and the merge ---------------------
+# 8 instances (4 densities x 2 seeds), long enough (a second or two a shard) for a task to be
+# stopped mid-run.
 cat > spec.json <<'JSON'
 {"name": "slurmtest", "model": {"n_features": 5, "n_hidden": 2},
  "data": {"density": [1, 0.3, 0.1, 0.05], "batch_size": 256},
- "train": {"steps": 300, "seeds": 2, "log_every": 50},
+ "train": {"steps": 60000, "seeds": 2, "log_every": 2000},
  "output": {"images": false, "contact_sheet": false}}
 JSON
-"$tms" train spec.json --out single --backend cpu --threads 1 --quiet || die "the single-process run failed"
+"$tms" train spec.json --out single --backend cpu --quiet || die "the single-process run failed"
 log "single-process run done"
+# shard 0 done beforehand (as by an earlier submission): its task must leave it alone
+mkdir -p runs
+"$tms" train spec.json --out runs/shard-0 --shard 0/4 --backend cpu --quiet || die "training shard 0 by hand failed"
+touch -d '2000-01-01' runs/shard-0/W.npy
 
-out=$(TMS_SLURM_TEST=$mark TMS="$tms" CHECKPOINT_EVERY=100 TMS_TRAIN_ARGS="--backend cpu --quiet" \
+out=$(TMS_SLURM_TEST=$mark TMS="$tms" CHECKPOINT_EVERY=5000 TMS_TRAIN_ARGS="--backend cpu" \
       SWEEP_SBATCH_ARGS="--gres=none --time=10" MERGE_SBATCH_ARGS="--time=10" \
       bash "$repo/experiments/slurm/submit.sh" spec.json runs 4 2>&1) || die "submit.sh failed: $out"
 echo "$out"
 array=$(echo "$out" | sed -n 's/^array job: *\([0-9]*\).*/\1/p')
 merge=$(echo "$out" | sed -n 's/^merge job: *\([0-9]*\).*/\1/p')
 [ -n "$array" ] && [ -n "$merge" ] || die "submit.sh printed no job ids"
+
+# The time-limit warning (--signal=B:USR1@...) sent by hand to task 3 once it trains: the
+# script must have tms checkpoint (exit 3), requeue that task alone, and the rerun resume.
+# (Task 3 is the array's last: Slurm gives it the array's own job id, which names the
+# whole array to scontrol: requeueing by that id would rerun every task.)
+sig=3
+while :; do
+    [ -e runs/shard-$sig ] && break
+    [ -e runs/shard-$sig.partial/manifest.json ] && [ "$(squeue -h -j "${array}_$sig" -o %T)" = RUNNING ] && break
+    awk -v e="$(elapsed)" -v d="$deadline_s" 'BEGIN { exit !(e > d) }' && break
+    sleep 0.02
+done
+[ -e runs/shard-$sig.partial/manifest.json ] || die "task $sig never started training (or finished first)"
+# (slurmctld may answer "Job can not be altered now" though the signal went through, and scancel
+# then retries for a while: its answer is not waited for; the task's log tells what happened)
+TMS_SLURM_TEST=$mark timeout 30 scancel --signal=USR1 --batch "${array}_$sig" >/dev/null 2>&1 &
+scancel_pid=$!
+log "sent the time-limit warning (SIGUSR1) to task ${array}_$sig"
+
 wait_jobs "$array" "$merge" \
     || die "jobs not finished in ${deadline_s} s: $(job_states "$array" | tr '\n' ' ') $(job_states "$merge")"
 log "array $array and merge $merge finished"
+kill "$scancel_pid" 2>/dev/null; wait "$scancel_pid" 2>/dev/null
 bad=$( (job_states "$array"; job_states "$merge") | grep -v ' COMPLETED$')
 [ -z "$bad" ] || { fail "jobs not COMPLETED: $(echo $bad)"; dump_logs; }
 n_tasks=$(job_states "$array" | wc -l)
 [ "$n_tasks" -eq 4 ] || fail "the array ran $n_tasks tasks, expected 4"
 for k in 0 1 2 3; do
     [ -d "runs/shard-$k" ] || fail "no runs/shard-$k"
+    [ ! -e "runs/shard-$k.partial" ] || fail "runs/shard-$k.partial left behind"
+done
+grep -q 'nothing to do' runs/logs/shard-0.out || fail "task 0 did not skip the complete shard-0"
+[ "$(stat -c %Y runs/shard-0/W.npy)" = "$(date -d 2000-01-01 +%s)" ] || fail "task 0 rewrote shard-0"
+grep -q 'requeueing' runs/logs/shard-$sig.out || fail "task $sig was not requeued after SIGUSR1"
+grep -q 'restart 1)' runs/logs/shard-$sig.out || fail "task $sig did not run again after its requeue"
+grep -q 'resuming .* from step' runs/logs/shard-$sig.out || fail "task $sig's rerun did not resume"
+for k in 0 1 2; do
+    n=$(grep -c '^tms-sweep: .* task ' "runs/logs/shard-$k.out")
+    [ "$n" -eq 1 ] || fail "task $k ran $n times (only task $sig was requeued)"
 done
 
 m=runs/merged
@@ -256,9 +298,9 @@ for f in W.npy b.npy optimizer/adam_m_W.npy optimizer/adam_v_W.npy optimizer/ada
     elif ! cmp -s "single/$f" "$m/$f"; then fail "merged $f differs from the single-process run"
     fi
 done
-grep -q '"status": *"complete"' "$m/manifest.json" 2>/dev/null || fail "merged manifest not complete"
+grep -Eq '"status":[[:space:]]*"complete"' "$m/manifest.json" 2>/dev/null || fail "merged manifest not complete"
 for k in 0 1 2 3; do
-    grep -q "shard-$k" "$m/manifest.json" 2>/dev/null || fail "merged manifest does not list shard-$k"
+    grep -q "runs/shard-$k\"" "$m/manifest.json" 2>/dev/null || fail "merged manifest does not list shard-$k"
 done
 log "merged == single-process: W, b, Adam moments, instances.csv, features.csv, loss.csv"
 

@@ -66,7 +66,92 @@ int main(void) {
     CHECK(s.n_importance == 2 && s.importance_values[5] == 5, "explicit importance lists");
     tms_spec_free(&s);
 
+    // data modes: the default, then the abs task and feature sets (also through --set)
+    CHECK(parse(&s, "{" BASE "}", NULL, 0, err) == 0, "%s", err);
+    CHECK(s.data.task == TMS_TASK_SPARSE && s.data.sets == TMS_SETS_NONE, "data defaults");
+    {
+        char *text = cJSON_PrintUnformatted(s.resolved);
+        CHECK(strstr(text, "\"task\":\"sparse\",\"feature_sets\":{\"kind\":\"independent\"}") != NULL,
+              "resolved spec lacks the data defaults: %s", text);
+        cJSON_free(text);
+    }
+    tms_spec_free(&s);
+    CHECK(parse(&s, "{\"model\": {\"n_features\": 6, \"n_hidden\": 2}, \"data\": {\"task\": \"abs\", "
+                    "\"density\": [0.5, 0.1], \"feature_sets\": {\"kind\": \"anticorrelated\", \"size\": 2}}}",
+                NULL, 0, err) == 0, "%s", err);
+    CHECK(s.data.task == TMS_TASK_ABS && s.data.sets == TMS_SETS_ANTICORRELATED && s.data.set_size == 2, "data modes");
+    {
+        tms_problem_t P;
+        CHECK(tms_problem_build(&P, &s) == 0 && P.data.task == TMS_TASK_ABS && P.data.sets == TMS_SETS_ANTICORRELATED &&
+              P.data.set_size == 2, "the problem carries the data modes");
+        tms_problem_free(&P);
+        char *text = cJSON_PrintUnformatted(s.resolved);
+        CHECK(strstr(text, "\"task\":\"abs\",\"feature_sets\":{\"kind\":\"anticorrelated\",\"size\":2}") != NULL,
+              "resolved spec: %s", text);
+        // the resolved spec parses back to the same thing (render and resume read it)
+        tms_spec_t again;
+        CHECK(tms_spec_parse(&again, text, NULL, NULL, 0, err, 512) == 0 && again.data.sets == s.data.sets &&
+              again.data.set_size == 2 && again.data.task == TMS_TASK_ABS, "resolved spec does not parse back: %s", err);
+        tms_spec_free(&again);
+        cJSON_free(text);
+    }
+    tms_spec_free(&s);
+    {
+        char *data_sets[] = {"data.task=abs", "data.feature_sets={\"kind\": \"correlated\", \"size\": 5}"};
+        CHECK(parse(&s, "{" BASE "}", data_sets, 2, err) == 0, "%s", err);
+        CHECK(s.data.task == TMS_TASK_ABS && s.data.sets == TMS_SETS_CORRELATED && s.data.set_size == 5, "--set data modes");
+        tms_spec_free(&s);
+    }
+    CHECK(parse(&s, "{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"independent\", \"size\": 1}}}", NULL, 0, err) == 0,
+          "%s", err);
+    tms_spec_free(&s);
+
+    // model.hidden_bias false: a hidden ReLU with no b1, though b stays
+    CHECK(parse(&s, "{\"model\": {\"n_features\": 5, \"n_hidden\": 2, \"hidden_activation\": \"relu\", "
+                    "\"hidden_bias\": false}}", NULL, 0, err) == 0, "%s", err);
+    {
+        tms_layout_t L;
+        tms_layout_init(&L, &s.model, 1);
+        CHECK(s.model.no_hidden_bias == 1 && !L.present[TMS_T_B1] && L.present[TMS_T_B], "hidden_bias false: no b1, b kept");
+        char *text = cJSON_PrintUnformatted(s.resolved);
+        CHECK(strstr(text, "\"bias\":true,\"hidden_bias\":false") != NULL, "resolved spec: %s", text);
+        cJSON_free(text);
+    }
+    tms_spec_free(&s);
+    CHECK(parse(&s, "{\"model\": {\"n_features\": 5, \"n_hidden\": 2, \"hidden_activation\": \"relu\"}}", NULL, 0, err) == 0,
+          "%s", err);
+    {
+        tms_layout_t L;
+        tms_layout_init(&L, &s.model, 1);
+        CHECK(s.model.no_hidden_bias == 0 && L.present[TMS_T_B1], "hidden_bias defaults to true");
+    }
+    tms_spec_free(&s);
+
     // errors: each names the field, the value and what is allowed
+    expect_error("{\"model\": {\"n_features\": 5, \"n_hidden\": 2, \"hidden_bias\": \"no\"}}", NULL,
+                 "model.hidden_bias: \"no\" is not allowed; expected true or false");
+    expect_error("{" BASE ", \"data\": {\"task\": \"absolute\"}}", NULL,
+                 "data.task: \"absolute\" is not allowed; expected one of: sparse, abs");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": \"pairs\"}}", NULL,
+                 "data.feature_sets: \"pairs\" is not allowed; expected an object {\"kind\": \"independent\"}");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"paired\", \"size\": 5}}}", NULL,
+                 "data.feature_sets.kind: \"paired\" is not allowed; expected one of: independent, correlated, anticorrelated");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"size\": 5}}}", NULL,
+                 "data.feature_sets.kind: missing; expected one of: independent, correlated, anticorrelated");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"correlated\"}}}", NULL,
+                 "data.feature_sets.size: missing; expected an integer from 2 to 5 that divides model.n_features = 5");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"correlated\", \"size\": 2}}}", NULL,
+                 "data.feature_sets.size: 2 is not allowed; expected an integer from 2 to 5 that divides model.n_features = 5");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"correlated\", \"size\": 1}}}", NULL,
+                 "data.feature_sets.size: 1 is not allowed");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"independent\", \"size\": 5}}}", NULL,
+                 "data.feature_sets.size: 5 is not allowed; expected 1 or nothing for independent features");
+    expect_error("{" BASE ", \"data\": {\"feature_sets\": {\"kind\": \"correlated\", \"size\": 5, \"colour\": 1}}}", NULL,
+                 "data.feature_sets.colour: unknown field; data.feature_sets knows: kind, size");
+    expect_error("{\"model\": {\"n_features\": 4, \"n_hidden\": 2}, \"data\": {\"density\": [0.5, 0.6], "
+                 "\"feature_sets\": {\"kind\": \"anticorrelated\", \"size\": 2}}}", NULL,
+                 "data.density: 0.6 is not allowed with anticorrelated feature sets of size 2; expected at most 1/2 = 0.5");
+    expect_error("{" BASE "}", "data.task=3", "data.task: 3 is not allowed");
     expect_error("{" BASE ", \"data\": {\"density\": 1.5}}", NULL, "data.density: 1.5 is not allowed; expected a number in (0, 1]");
     expect_error("{" BASE ", \"data\": {\"density\": [0.5, 0]}}", NULL, "data.density[1]: 0 is not allowed");
     expect_error("{" BASE ", \"data\": {\"densty\": 0.5}}", NULL, "data.densty: unknown field");

@@ -13,7 +13,7 @@
 # Environment (optional):
 #   TMS                the tms binary, visible on the compute nodes (default: this checkout's
 #                      build/tms, else tms on PATH)
-#   CHECKPOINT_EVERY   steps between checkpoints (default 1000)
+#   CHECKPOINT_EVERY   steps between checkpoints (default 2000)
 #   TMS_TRAIN_ARGS     more tms train options for every shard, e.g. "--tf32" or "--backend cpu"
 #   SWEEP_SBATCH_ARGS  more sbatch options for the array (as SBATCH OPTIONS, split at spaces)
 #   MERGE_SBATCH_ARGS  sbatch options for the merge job (e.g. --partition=cpu --time=30)
@@ -40,14 +40,17 @@ case $tms in /*) ;; */*) tms=$(cd "$(dirname "$tms")" && pwd)/$(basename "$tms")
 mkdir -p "$runs/logs"
 runs=$(cd "$runs" && pwd)
 frozen=$runs/$(basename "$spec")   # same file name: the run's default name stays the spec's
-if [ -e "$frozen" ] && ! cmp -s "$spec" "$frozen"; then
-    echo "submit.sh: $frozen differs from $spec: $runs holds another sweep (choose another RUNS)" >&2
-    exit 2
-fi
+for f in "$runs"/*.json; do
+    [ -e "$f" ] || continue
+    if [ "$f" != "$frozen" ] || ! cmp -s "$spec" "$f"; then
+        echo "submit.sh: $runs holds another sweep's spec ($f differs from $spec): choose another RUNS" >&2
+        exit 2
+    fi
+done
 [ -e "$frozen" ] || cp "$spec" "$frozen"
 
 export SPEC=$frozen RUNS=$runs TMS=$tms SHARDS=$shards ARRAY_MIN=0
-export CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-1000} TMS_TRAIN_ARGS=${TMS_TRAIN_ARGS:-}
+export CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-2000} TMS_TRAIN_ARGS=${TMS_TRAIN_ARGS:-}
 read -r -a sweep_args <<< "${SWEEP_SBATCH_ARGS:-}"
 read -r -a merge_args <<< "${MERGE_SBATCH_ARGS:-}"
 

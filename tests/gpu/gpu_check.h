@@ -90,9 +90,9 @@ static inline void problem_free(gpu_problem_t *g) {
 }
 
 static inline const char *model_name(const tms_model_t *M, char *buf, size_t len) {
-    snprintf(buf, len, "%s hidden=%s output=%s bias=%s", M->decoder == TMS_DECODER_TIED ? "tied" : "untied",
+    snprintf(buf, len, "%s hidden=%s output=%s bias=%s%s", M->decoder == TMS_DECODER_TIED ? "tied" : "untied",
              M->hidden_act == TMS_ACT_RELU ? "relu" : "none", M->output_act == TMS_ACT_RELU ? "relu" : "none",
-             M->bias ? "on" : "off");
+             M->bias ? "on" : "off", M->no_hidden_bias ? " (no b1)" : "");
     return buf;
 }
 

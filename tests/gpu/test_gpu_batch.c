@@ -3,14 +3,17 @@
 // (batch, n), the CPU's tile feature-major (n, batch); element (r, i) is compared with
 // element (r, i), i.e. Philox element e = r * n + i on both. Several shapes (n not a
 // multiple of 4, batch * n not a multiple of 4, a single feature), densities, keys, and
-// steps, including one above 2^32 (the subsequence's high word).
+// steps, including one above 2^32 (the subsequence's high word); and the other data modes
+// (the abs task, correlated and anticorrelated feature sets, whose set uniforms come from
+// a second subsequence), which must match tms_sample_tile bit for bit too.
 #include <stdint.h>
 #include "gpu_check.h"
 
-static void check_shape(int n, int batch, int instances) {
-    tms_model_t model = {n, 1, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1};
+static void check_shape(int n, int batch, int instances, tms_data_t data) {
+    tms_model_t model = {n, 1, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
     gpu_problem_t g;
     CHECK(problem_make(&g, model, instances, batch, 10, TMS_OPT_ADAMW, TMS_SCHED_CONSTANT, 0) == 0, "problem");
+    g.P.data = data;
     tms_backend_t be;
     char err[1024];
     if (tms_cuda_backend_create(&be, &g.P, &g.L, g.params, g.adam_m, g.adam_v, 0, err, sizeof(err)) != 0) {
@@ -26,7 +29,7 @@ static void check_shape(int n, int batch, int instances) {
     for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
         CHECK(tms_cuda_backend_batch(&be, steps[s], gpu) == 0, "batch at step %ld", steps[s]);
         for (int i = 0; i < instances; i++) {
-            tms_sample_rows(g.inst[i].key, (uint64_t)steps[s], n, 0, batch, g.inst[i].density, cpu);
+            tms_sample_tile(&data, g.inst[i].key, (uint64_t)steps[s], n, 0, batch, g.inst[i].density, cpu, NULL);
             const float *gi = gpu + (size_t)i * per;
             for (size_t e = 0; e < per; e++) {
                 const size_t r = e / (size_t)n, f = e % (size_t)n;
@@ -49,7 +52,8 @@ static void check_shape(int n, int batch, int instances) {
     CHECK(mismatches == 0, "n %d batch %d: %ld of %ld elements differ", n, batch, mismatches, total);
     // not vacuous: instance 0 has density 1, so at least its elements are active
     CHECK(active >= total / instances / 2, "n %d batch %d: only %ld of %ld elements active", n, batch, active, total);
-    printf("  n %d batch %d instances %d: %ld elements compared, %ld differ\n", n, batch, instances, total, mismatches);
+    printf("  task %d sets %d (k %d) n %d batch %d instances %d: %ld elements compared, %ld differ\n", data.task,
+           data.sets, data.set_size, n, batch, instances, total, mismatches);
     free(gpu);
     free(cpu);
     be.destroy(&be);
@@ -58,10 +62,20 @@ static void check_shape(int n, int batch, int instances) {
 
 int main(void) {
     gpu_require("test_gpu_batch");
-    check_shape(5, 1024, 3);   // the paper's shape
-    check_shape(7, 1024, 4);   // n not a multiple of 4
-    check_shape(7, 3, 5);      // batch * n = 21: a partial last block of four
-    check_shape(1, 1, 2);      // a single element per instance
-    check_shape(100, 256, 7);  // wider
+    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 1};
+    check_shape(5, 1024, 3, sparse);   // the paper's shape
+    check_shape(7, 1024, 4, sparse);   // n not a multiple of 4
+    check_shape(7, 3, 5, sparse);      // batch * n = 21: a partial last block of four
+    check_shape(1, 1, 2, sparse);      // a single element per instance
+    check_shape(100, 256, 7, sparse);  // wider
+    const tms_data_t abs_task = {TMS_TASK_ABS, TMS_SETS_NONE, 1};
+    const tms_data_t correlated = {TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3};
+    const tms_data_t anticorrelated = {TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 2};
+    const tms_data_t abs_anticorrelated = {TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 3};
+    check_shape(7, 1024, 4, abs_task);
+    check_shape(6, 1024, 5, correlated);         // sets of 3: a set straddles blocks of four
+    check_shape(6, 7, 3, anticorrelated);        // batch * n = 42: a partial last block
+    check_shape(9, 333, 7, abs_anticorrelated);
+    check_shape(100, 256, 3, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 20});
     return check_finish("test_gpu_batch");
 }

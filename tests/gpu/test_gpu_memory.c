@@ -9,7 +9,7 @@ int main(void) {
     gpu_require("test_gpu_memory");
     char err[1024];
     {
-        tms_model_t model = {1000, 100, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1};
+        tms_model_t model = {1000, 100, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
         gpu_problem_t g;
         CHECK(problem_make(&g, model, 64, 1 << 20, 10, TMS_OPT_ADAMW, TMS_SCHED_CONSTANT, 0) == 0, "problem");
         size_t fixed = 0, per_instance = 0;
@@ -26,7 +26,7 @@ int main(void) {
         problem_free(&g);
     }
     {
-        tms_model_t model = {5, 2, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1};
+        tms_model_t model = {5, 2, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
         gpu_problem_t g;
         CHECK(problem_make(&g, model, 4, 256, 10, TMS_OPT_ADAMW, TMS_SCHED_CONSTANT, 0) == 0, "problem");
         tms_backend_t be;

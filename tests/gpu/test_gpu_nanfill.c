@@ -11,7 +11,7 @@
 static void check_combination(int combo) {
     tms_model_t model = {7, 3, combo & 1 ? TMS_DECODER_UNTIED : TMS_DECODER_TIED,
                          combo & 2 ? TMS_ACT_RELU : TMS_ACT_NONE, combo & 4 ? TMS_ACT_NONE : TMS_ACT_RELU,
-                         combo & 8 ? 0 : 1};
+                         combo & 8 ? 0 : 1, 0};
     char mname[128], err[1024], report[1024];
     printf("%s\n", model_name(&model, mname, sizeof(mname)));
     gpu_problem_t g;

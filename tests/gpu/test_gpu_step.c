@@ -10,7 +10,10 @@
 // AdamW and Adam alternate over the combinations, and the lr schedule is cosine with
 // warm-up, so the per-step constants the graph reads from device memory change each step.
 // n = 37 (not a multiple of 4, more than one 32-column block of the bias reduction) and
-// batch 96 (several blocks of the loss kernel).
+// batch 96 (several blocks of the loss kernel). Every combination runs twice: on the sparse
+// task (the target is x) and on the abs task (x in (-1, 1], the loss against |x|, a
+// separate target buffer on the GPU; and the tied models there have no hidden bias b1 even
+// with bias on, model.hidden_bias false, the paper's privileged-basis model).
 #include "gpu_check.h"
 
 #define EPS 1e-5
@@ -63,18 +66,21 @@ static long step_from(const gpu_problem_t *g, const float *params, const float *
     return bad;
 }
 
-static void check_combination(int combo) {
+static void check_combination(int combo, int task) {
     tms_model_t model = {37, 11, combo & 1 ? TMS_DECODER_UNTIED : TMS_DECODER_TIED,
                          combo & 2 ? TMS_ACT_RELU : TMS_ACT_NONE, combo & 4 ? TMS_ACT_NONE : TMS_ACT_RELU,
-                         combo & 8 ? 0 : 1};
+                         combo & 8 ? 0 : 1,
+                         task == TMS_TASK_ABS && !(combo & 1)}; // abs pass, tied: no b1 (privileged basis)
     const int optimizer = ((combo ^ (combo >> 1) ^ (combo >> 2) ^ (combo >> 3)) & 1) ? TMS_OPT_ADAM : TMS_OPT_ADAMW;
     char mname[128];
-    printf("%s, %s\n", model_name(&model, mname, sizeof(mname)), optimizer == TMS_OPT_ADAM ? "adam" : "adamw");
+    printf("%s, %s, task %s\n", model_name(&model, mname, sizeof(mname)), optimizer == TMS_OPT_ADAM ? "adam" : "adamw",
+           task == TMS_TASK_ABS ? "abs" : "sparse");
     gpu_problem_t g;
     if (problem_make(&g, model, 5, 96, 2 * MAX_SEARCH, optimizer, TMS_SCHED_COSINE, 2) != 0) {
         CHECK(0, "out of memory");
         return;
     }
+    g.P.data.task = task;
     const tms_layout_t *L = &g.L;
     const int I = g.P.instances;
     char err[1024], label[64];
@@ -133,6 +139,7 @@ static void check_combination(int combo) {
 
 int main(void) {
     gpu_require("test_gpu_step");
-    for (int combo = 0; combo < 16; combo++) check_combination(combo);
+    for (int task = TMS_TASK_SPARSE; task <= TMS_TASK_ABS; task++)
+        for (int combo = 0; combo < 16; combo++) check_combination(combo, task);
     return check_finish("test_gpu_step");
 }

@@ -14,7 +14,7 @@
 #define CURVE_EVERY 50
 
 static void check_against_cpu(int decoder) {
-    tms_model_t model = {5, 2, decoder, TMS_ACT_NONE, TMS_ACT_RELU, 1};
+    tms_model_t model = {5, 2, decoder, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
     const long steps = 2000;
     gpu_problem_t g;
     if (problem_make(&g, model, 4, 1024, steps, TMS_OPT_ADAMW, TMS_SCHED_CONSTANT, 0) != 0) {
@@ -63,7 +63,7 @@ static void check_against_cpu(int decoder) {
 }
 
 static void check_windows(void) {
-    tms_model_t model = {5, 2, TMS_DECODER_UNTIED, TMS_ACT_RELU, TMS_ACT_RELU, 1};
+    tms_model_t model = {5, 2, TMS_DECODER_UNTIED, TMS_ACT_RELU, TMS_ACT_RELU, 1, 0};
     const long steps = 40000, chunk = 1000;
     gpu_problem_t g;
     if (problem_make(&g, model, 3, 64, steps, TMS_OPT_ADAMW, TMS_SCHED_LINEAR, 100) != 0) {

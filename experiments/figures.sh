@@ -36,7 +36,7 @@ figures=()
 all=(intro basic uniform phase privileged abs correlated note tied_untied)
 
 usage() {
-    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     echo "figures: ${all[*]}"
 }
 

@@ -151,7 +151,8 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
     cJSON_AddNumberToObject(m, "diverged_instances", diverged);
     cJSON_AddStringToObject(m, "init", "xavier_normal per instance: std = sqrt(2 / (n_features + n_hidden))");
     cJSON_AddStringToObject(m, "loss_normalisation",
-                            "loss_mean_features = mean over batch and features of I_i (x_i - x'_i)^2 (the notebook's); "
+                            "loss_mean_features = mean over batch and features of I_i (t_i - x'_i)^2 (the notebook's), "
+                            "target t = x, or |x| for data.task abs; "
                             "loss_sum_features = n_features * loss_mean_features (the paper's)");
     cJSON *tensors = cJSON_AddObjectToObject(m, "tensors");
     for (int t = 0; t < TMS_NTENSORS; t++) {

@@ -28,7 +28,7 @@ def main():
         if r.densities() != densities:
             raise SystemExit("basic.py: the runs have different densities")
     cols = len(densities)
-    fig, axes = plt.subplots(2 * len(runs), cols, figsize=(1.55 * cols, 3.3 * len(runs)),
+    fig, axes = plt.subplots(2 * len(runs), cols, figsize=(1.55 * cols, 3.9 * len(runs)),
                              gridspec_kw={"height_ratios": [1.0, 0.9] * len(runs)})
     for k, run in enumerate(runs):
         for c, p in enumerate(densities):

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # install-deps.sh [--tests]: install what tms needs from Debian's packages, only
 # what is missing. With --tests, also what the tests need: numpy for the output
-# checks, and slurm-wlm + munge for the slurm test (which starts its own daemons
+# checks, matplotlib + pandas for the figure pipeline (test_plots.sh; the same packages
+# plots/install-deps.sh installs for experiments/figures.sh),
+# and slurm-wlm + munge for the slurm test (which starts its own daemons
 # in a scratch folder; the packages' own services are never started here).
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
 need=(cmake make gcc pkg-config git libcjson-dev libstb-dev)
-[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy slurm-wlm munge)
+[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

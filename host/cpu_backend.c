@@ -72,7 +72,7 @@ static double instance_pass(const tms_problem_t *P, const tms_layout_t *L, float
     }
     tms_view_t g;
     if (grads) g = tms_view(L, grads, i);
-    const float scale = 1.0f / ((float)rows * (float)M->n);
+    const float scale = tms_loss_scale(rows, M->n);
     double loss = 0.0;
     for (long r0 = 0; r0 < rows; r0 += tile) {
         int nr = (int)(rows - r0 < tile ? rows - r0 : tile);

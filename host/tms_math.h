@@ -153,6 +153,9 @@ static inline TMS_HD float tms_set_uniform(uint64_t seed, uint64_t subsequence, 
 //     the target (x itself, or |x| for the abs task),
 //     c = 2 * scale * I_i; the ReLU passes the gradient only where y > 0.
 
+// scale of the loss: mean over the batch and the features, 1 / (batch * n)
+static inline TMS_HD float tms_loss_scale(long batch, int n) { return 1.0f / ((float)batch * (float)n); }
+
 #define TMS_RELU_IF(on, v) (((on) && (v) < 0) ? 0 : (v))
 #define TMS_MSE_GRAD(c, out, t, y, out_relu) (((out_relu) && !((y) > 0)) ? 0 : (c) * ((out) - (t)))
 

@@ -8,7 +8,7 @@
 //   dy    = (2 / (B n)) I_i (out - t) [y > 0 if output relu]
 // with t the target: the batch x itself for the sparse task, |x| for the abs task (the
 // caller passes the target buffer, which is x when they are the same).
-// dy is formed as host/cpu_model.inc forms it (scale = 1.0f / ((float)B * (float)n),
+// dy is formed as host/cpu_model.inc forms it (scale = tms_loss_scale(B, n),
 // dy = (2 * scale * I_i) * (out - t)), so given the same y it is the CPU's dy bit for bit;
 // the loss is summed in a different order (blocks here, feature by feature there).
 // dy overwrites y in place: the backward needs only dy, h and x, and the ReLU mask is
@@ -82,7 +82,7 @@ static inline int mse_forward_backward(float *y_dy, float *loss_partial, const f
                                        int batch, int n, int output_relu, cudaStream_t stream) {
     const int parts = mse_loss_parts((long long)batch * n);
     // the CPU's scale: host/cpu_backend.c, instance_pass()
-    const float scale = 1.0f / ((float)batch * (float)n);
+    const float scale = tms_loss_scale(batch, n);
     const float two_scale = 2.0f * scale;
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;

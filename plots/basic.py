@@ -3,7 +3,6 @@ the ReLU model and its linear baseline, same spec but output_activation none), o
 column per density: W^T W as a blue-white-red map with b beside it, and ||W_i|| per
 feature (feature 0 on top) coloured by sqrt(superposition) (dark: alone in its
 direction, yellow: shares it)."""
-import argparse
 
 import matplotlib.pyplot as plt
 
@@ -16,11 +15,7 @@ def run_label(run):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    runs = [tmsplot.Run(r) for r in args.runs]
+    args, runs = tmsplot.parse_runs(__doc__)
     # the linear baseline first, as the paper places it
     runs.sort(key=lambda r: r.spec["model"]["output_activation"] != "none")
     densities = runs[0].densities()

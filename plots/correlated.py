@@ -3,7 +3,6 @@ row per (kind of sets, density), one column per model shape. For m = 2 the colum
 the best seed as arrows, coloured by set; for larger m, W^T W (blue-white-red) with the
 sets outlined. Correlated: a set's features are all active together; anticorrelated: at
 most one feature of a set is active at a time (tms_math.h)."""
-import argparse
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
@@ -12,11 +11,7 @@ import tmsplot
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    runs = [tmsplot.Run(r) for r in args.runs]
+    args, runs = tmsplot.parse_runs(__doc__)
     kinds = sorted({r.spec["data"]["feature_sets"]["kind"] for r in runs}, key=lambda k: k != "correlated")
     shapes = sorted({(r.n, r.m) for r in runs})
     rows = [(k, p) for k in kinds for p in sorted({p for r in runs for p in r.densities()}, reverse=True)]

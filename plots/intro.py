@@ -1,7 +1,6 @@
 """intro.py RUN --out PNG: the paper's intro figure. For each density of RUN (an n-feature,
 2-dimensional model), the columns W_i of the best seed as arrows in the hidden plane,
 coloured by importance (darkest = most important)."""
-import argparse
 
 import matplotlib.pyplot as plt
 
@@ -9,11 +8,7 @@ import tmsplot
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("run")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    run = tmsplot.Run(args.run)
+    args, run = tmsplot.parse_runs(__doc__, one=True)
     if run.m != 2:
         raise SystemExit(f"intro.py: {args.run} has m={run.m}; the arrows need m=2")
     densities = run.densities()

@@ -7,7 +7,6 @@ extra feature is classified from features.csv:
   superposition         represented, sharing its direction (superposition >= 0.25)
 and drawn as a coloured map: x the extra feature's importance relative to the others
 (log), y the density (log)."""
-import argparse
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -56,11 +55,7 @@ def edges(values):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    runs = [tmsplot.Run(r) for r in args.runs]
+    args, runs = tmsplot.parse_runs(__doc__)
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.0), squeeze=False)
     cmap = ListedColormap(COLORS)
     for ax, run in zip(axes[0], runs):

@@ -5,6 +5,7 @@ spec), W.npy / W2.npy / b1.npy / b.npy, instances.csv and features.csv. Every la
 figure shows is built here from the manifest's spec and the CSVs, never typed by hand,
 so a caption cannot disagree with the run it describes.
 """
+import argparse
 import json
 import os
 import sys
@@ -230,3 +231,13 @@ def draw_norm_bars(ax, table, title=None):
     ax.tick_params(axis="x", labelsize=6)
     if title:
         ax.set_title(title, fontsize=8)
+
+
+def parse_runs(doc, one=False):
+    """The command line of a plot script that reads run directories and writes --out:
+    returns (args, runs), runs being a list of Run, or one Run when `one`."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("run" if one else "runs", nargs=None if one else "+")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    return args, (Run(args.run) if one else [Run(r) for r in args.runs])

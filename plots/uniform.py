@@ -3,7 +3,6 @@ per feature D* = m / ||W||_F^2 against 1/(1-S) = 1/density (log axis), for the b
 of each density. Bottom: every feature's dimensionality
 D_i = ||W_i||^2 / sum_j (W^_i . W_j)^2 (a dot each, jittered sideways), with the
 fractions the paper finds D_i sticks to drawn as lines."""
-import argparse
 from fractions import Fraction
 
 import matplotlib.pyplot as plt
@@ -21,11 +20,7 @@ def sticky_lines(ax):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("run")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    run = tmsplot.Run(args.run)
+    args, run = tmsplot.parse_runs(__doc__, one=True)
     best = run.best().sort_values("density", ascending=False)
     x = 1.0 / best.density.to_numpy()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)

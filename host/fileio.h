@@ -33,4 +33,22 @@ int tms_path_exists(const char *path);
 // path = dir "/" name, checked for length.
 int tms_join(char *out, size_t outlen, const char *dir, const char *name);
 
+// SHA-256 of a buffer (OpenSSL's libcrypto) as 64 lowercase hex digits and a terminator.
+void tms_sha256_hex(const void *data, size_t len, char hex[65]);
+
+// An exclusive lock that dies with its process: flock() on the file `path`, created if
+// missing, holding "pid N on HOST". tms_lock_acquire returns 0 (held), 1 when another
+// process holds it (err names the holder), -1 on a system error (errno set, err says it).
+// tms_lock_release unlinks the file while still holding the lock, then closes it; an
+// acquirer that opened the file just before checks after flock() that the path still
+// names the file it locked and otherwise tries again, so the unlink never lets two
+// processes hold the lock. A file left by a SIGKILLed holder is unlocked and reused.
+typedef struct {
+    int fd;            // -1 when not held
+    char path[4096];
+} tms_lock_t;
+
+int tms_lock_acquire(tms_lock_t *l, const char *path, char *err, size_t errlen);
+void tms_lock_release(tms_lock_t *l);
+
 #endif

@@ -9,11 +9,19 @@
 // --checkpoint-every steps, and on SIGTERM/SIGINT); `train --resume <out>` continues
 // from it, bit for bit as if never stopped. A run that fails keeps "<out>.partial"
 // with manifest.json saying "status": "failed" and why.
+//
+// Integrity: one process at a time writes <out> (train, --resume, merge, render take
+// "<out>.lock", a flock that dies with its process); manifest.json and
+// checkpoint/checkpoint.json carry a SHA-256 of their own content ("sha256"), and of every
+// array file they list ("files"), and everything read back is checked against them and
+// against the spec before it is used.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +59,17 @@ typedef struct {
     char start_time[32];
     const char *command;
     cJSON *sources;                   // merge: the shards it came from
+    tms_lock_t lock;                  // "<out>.lock" while this process writes <out>
+    char made_parent[4096];           // the parent directory of <out> when this process created it
+    struct { char name[48]; char sha256[65]; } sums[32]; // the array files last written, relative to their directory
+    int n_sums;
 } run_t;
+
+static run_t *run_new(void) {
+    run_t *r = calloc(1, sizeof(run_t));
+    if (r) r->lock.fd = -1;
+    return r;
+}
 
 static void run_free(run_t *r) {
     tms_spec_free(&r->spec);
@@ -59,6 +77,103 @@ static void run_free(run_t *r) {
     free(r->params); free(r->adam_m); free(r->adam_v);
     free(r->eval_loss); free(r->loss_log);
     cJSON_Delete(r->sources);
+}
+
+// ----------------------------------------------------------------------------
+// the writer's lock and JSON checksums
+
+// Take "<out>.lock", creating out's parent directory if needed. Returns TMS_EXIT_OK, or
+// the exit code having printed why not: 2 when another process holds it.
+static int lock_out(run_t *r, const char *out, const char *who) {
+    char path[4096 + 8], parent[4096], msg[1024];
+    snprintf(parent, sizeof(parent), "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) *slash = 0;
+    else snprintf(parent, sizeof(parent), "%s", slash ? "/" : ".");
+    struct stat st;
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) { // tms_mkdirs says why when it cannot be made
+        int existed = tms_path_exists(parent);
+        if (tms_mkdirs(parent, msg, sizeof(msg))) { fprintf(stderr, "%s: %s\n", who, msg); return TMS_EXIT_RUNTIME; }
+        if (!existed) snprintf(r->made_parent, sizeof(r->made_parent), "%s", parent);
+    }
+    snprintf(path, sizeof(path), "%s.lock", out);
+    int rc = tms_lock_acquire(&r->lock, path, msg, sizeof(msg));
+    if (rc == 1) {
+        fprintf(stderr, "%s: %s is being written by another process: %s. Refusing to write it too; "
+                        "wait for that process to end (or stop it), then run this again\n", who, out, msg);
+        return TMS_EXIT_USAGE;
+    }
+    if (rc) { fprintf(stderr, "%s: %s\n", who, msg); return TMS_EXIT_RUNTIME; }
+    return TMS_EXIT_OK;
+}
+
+// Release the lock; after a refusal also remove the parent directory lock_out created.
+static void unlock_out(run_t *r, int refused) {
+    tms_lock_release(&r->lock);
+    if (refused && r->made_parent[0]) rmdir(r->made_parent); // only when empty
+    r->made_parent[0] = 0;
+}
+
+// The SHA-256 of a JSON value as cJSON prints it compactly (the same for a value parsed
+// back from any formatting of that print). Returns -1 when out of memory.
+static int json_sha256(const cJSON *v, char hex[65]) {
+    char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+    if (!text) return -1;
+    tms_sha256_hex(text, strlen(text), hex);
+    cJSON_free(text);
+    return 0;
+}
+
+// Add "sha256": the checksum of the object as it is (without that key).
+static int json_seal(cJSON *o) {
+    char hex[65];
+    if (json_sha256(o, hex)) return -1;
+    return cJSON_AddStringToObject(o, "sha256", hex) ? 0 : -1;
+}
+
+// Check and remove the "sha256" json_seal added. Returns 0, or -1 with a message naming path.
+static int json_unseal(cJSON *o, const char *path, char *err, size_t errlen) {
+    cJSON *seal = cJSON_DetachItemFromObjectCaseSensitive(o, "sha256");
+    char hex[65];
+    int rc = -1;
+    if (!cJSON_IsString(seal))
+        snprintf(err, errlen, "%s has no checksum (\"sha256\"): written by a tms without checksums, or damaged; "
+                              "tms does not trust it", path);
+    else if (json_sha256(o, hex))
+        snprintf(err, errlen, "out of memory checking %s", path);
+    else if (strcmp(hex, seal->valuestring) != 0)
+        snprintf(err, errlen, "%s: its content does not match its checksum (\"sha256\"): the file is damaged or was "
+                              "edited; tms does not trust it", path);
+    else
+        rc = 0;
+    cJSON_Delete(seal);
+    return rc;
+}
+
+// An integer field within [lo, hi]. Returns 0, or -1 with a message naming it.
+static int json_long(const cJSON *o, const char *key, long lo, long hi, long *out, const char *where, char *err,
+                     size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
+        v->valuedouble != floor(v->valuedouble)) {
+        char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+        snprintf(err, errlen, "%s: \"%s\" is %s; expected an integer in [%ld, %ld]", where, key, text ? text : "missing", lo, hi);
+        cJSON_free(text);
+        return -1;
+    }
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+// A finite, non-negative number.
+static int json_seconds(const cJSON *o, const char *key, double *out, const char *where, char *err, size_t errlen) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
+        snprintf(err, errlen, "%s: \"%s\" is not a non-negative number of seconds", where, key);
+        return -1;
+    }
+    *out = v->valuedouble;
+    return 0;
 }
 
 static void utc_now(char *out, size_t len) {
@@ -162,11 +277,15 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
         double dims[3] = {(double)shape[0], (double)shape[1], (double)shape[2]};
         cJSON_AddItemToObject(tensors, tms_tensor_names[t], cJSON_CreateDoubleArray(dims, nd));
     }
+    if (strcmp(status, "complete") == 0) { // the arrays written last (write_outputs), with their checksums
+        cJSON *files = cJSON_AddObjectToObject(m, "files");
+        for (int f = 0; f < r->n_sums; f++) cJSON_AddStringToObject(files, r->sums[f].name, r->sums[f].sha256);
+    }
     if (r->sources) cJSON_AddItemReferenceToObject(m, "merged_from", r->sources);
     cJSON_AddItemReferenceToObject(m, "spec", r->spec.resolved);
-    char *text = cJSON_Print(m);
+    char *text = json_seal(m) ? NULL : cJSON_Print(m);
     cJSON_Delete(m);
-    if (!text) return -1;
+    if (!text) { fprintf(stderr, "tms: out of memory writing manifest.json\n"); return -1; }
     char path[4096], err[512];
     int rc = tms_join(path, sizeof(path), dir, "manifest.json");
     size_t len = strlen(text);
@@ -177,9 +296,9 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
     return rc;
 }
 
-// Parse DIR/manifest.json. Returns NULL with a message in err.
+// Parse DIR/manifest.json and check its checksum. Returns NULL with a message in err.
 static cJSON *read_manifest(const char *dir, char *err, size_t errlen) {
-    char path[4096], msg[1024];
+    char path[4096], msg[1024] = "path too long";
     char *text = NULL;
     if (tms_join(path, sizeof(path), dir, "manifest.json") || tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
         snprintf(err, errlen, "%s is not a run directory (%s)", dir, msg);
@@ -189,10 +308,11 @@ static cJSON *read_manifest(const char *dir, char *err, size_t errlen) {
     free(text);
     if (!m || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "status")) ||
         !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(m, "spec"))) {
-        snprintf(err, errlen, "%s/manifest.json is not a tms manifest", dir);
+        snprintf(err, errlen, "%s is not a tms manifest (damaged?)", path);
         cJSON_Delete(m);
         return NULL;
     }
+    if (json_unseal(m, path, err, errlen)) { cJSON_Delete(m); return NULL; }
     return m;
 }
 
@@ -216,14 +336,31 @@ static int spec_from_manifest(run_t *r, const cJSON *m, const char *dir) {
     return rc;
 }
 
-// Set up r from a manifest: its spec and shard.
+// Set up r from a manifest: its spec and shard, every number checked against the spec's
+// grid before use. Returns 0; -2 when the manifest is inconsistent (r->err says how);
+// -1 out of memory.
 static int run_from_manifest(run_t *r, const cJSON *m, const char *dir) {
-    if (spec_from_manifest(r, m, dir)) return -1;
+    char where[4200];
+    snprintf(where, sizeof(where), "%s/manifest.json", dir);
+    if (spec_from_manifest(r, m, dir)) return -2;
     const cJSON *shard = cJSON_GetObjectItemCaseSensitive(m, "shard");
-    int k = (int)manifest_number(shard, "index", 0), n = (int)manifest_number(shard, "count", 1);
-    if (n < 1 || k < 0 || k >= n) { snprintf(r->err, sizeof(r->err), "%s: manifest.json has a bad shard", dir); return -1; }
-    if (run_setup(r, k, n)) return -1;
-    r->wall_seconds = manifest_number(m, "wall_seconds", 0.0);
+    long n, k, first, count, grid, steps, every;
+    if (!cJSON_IsObject(shard)) { snprintf(r->err, sizeof(r->err), "%s: no \"shard\" object", where); return -2; }
+    if (json_long(shard, "count", 1, INT_MAX, &n, where, r->err, sizeof(r->err)) ||
+        json_long(shard, "index", 0, n - 1, &k, where, r->err, sizeof(r->err)) ||
+        json_long(m, "steps_completed", 0, r->spec.steps, &steps, where, r->err, sizeof(r->err)) ||
+        json_long(m, "checkpoint_every", 0, LONG_MAX, &every, where, r->err, sizeof(r->err)) ||
+        json_seconds(m, "wall_seconds", &r->wall_seconds, where, r->err, sizeof(r->err)))
+        return -2;
+    int rc = run_setup(r, (int)k, (int)n);
+    if (rc) return rc == -2 ? -2 : -1;
+    if (json_long(shard, "first_instance", r->first_instance, r->first_instance, &first, where, r->err, sizeof(r->err)) ||
+        json_long(m, "instances", r->P.instances, r->P.instances, &count, where, r->err, sizeof(r->err)) ||
+        json_long(shard, "grid_instances", r->grid_instances, r->grid_instances, &grid, where, r->err, sizeof(r->err))) {
+        size_t used = strlen(r->err);
+        snprintf(r->err + used, sizeof(r->err) - used, " (the values shard %ld/%ld of its spec's grid has)", k, n);
+        return -2;
+    }
     return 0;
 }
 
@@ -234,50 +371,77 @@ static int run_from_manifest(run_t *r, const cJSON *m, const char *dir) {
 
 enum { STATE_TRAINING = 0, STATE_FINAL = 1 };
 
-typedef int (*npy_io_fn)(const char *path, float *data, const long *shape, int ndim, char *err, size_t errlen);
+// One array file `name` (relative to dir) of shape (shape, nd): written, its checksum added
+// to r->sums; or read, checked against the checksum `files` records for it. Returns 0,
+// -2 when a file read is missing or not what was recorded, -1 on another failure.
+static int array_io(run_t *r, const char *dir, const char *name, tms_npy_dtype_t dtype, void *data, const long *shape,
+                    int nd, int writing, const cJSON *files) {
+    char path[4096];
+    if (tms_join(path, sizeof(path), dir, name)) { snprintf(r->err, sizeof(r->err), "path too long: %s", dir); return -1; }
+    if (writing) {
+        if (r->n_sums >= (int)(sizeof(r->sums) / sizeof(r->sums[0]))) { snprintf(r->err, sizeof(r->err), "too many files"); return -1; }
+        snprintf(r->sums[r->n_sums].name, sizeof(r->sums[0].name), "%s", name);
+        if (tms_npy_save(path, dtype, data, shape, nd, r->sums[r->n_sums].sha256, r->err, sizeof(r->err))) return -1;
+        r->n_sums++;
+        return 0;
+    }
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(files, name);
+    if (!cJSON_IsString(sum) || strlen(sum->valuestring) != 64) {
+        snprintf(r->err, sizeof(r->err), "%s: no checksum recorded for it (\"files\" of the manifest or checkpoint.json); "
+                                         "tms does not trust it", path);
+        return -2;
+    }
+    return tms_npy_load(path, dtype, data, shape, nd, sum->valuestring, r->err, sizeof(r->err));
+}
 
-static int tensors_io(run_t *r, const char *dir, float *buffer, const char *prefix, int first, int count, int writing) {
+static int tensors_io(run_t *r, const char *dir, float *buffer, const char *prefix, int first, int count, int writing,
+                      const cJSON *files) {
     for (int t = 0; t < TMS_NTENSORS; t++) {
         if (!r->L.present[t]) continue;
         long shape[3];
         int nd = tensor_shape(&r->P, t, count, shape);
-        char name[64], path[4096];
+        char name[64];
         snprintf(name, sizeof(name), "%s%s.npy", prefix, tms_tensor_names[t]);
-        if (tms_join(path, sizeof(path), dir, name)) { snprintf(r->err, sizeof(r->err), "path too long"); return -1; }
         float *data = buffer + r->L.offset[t] + r->L.per_instance[t] * (size_t)first;
-        int rc = writing ? tms_npy_write(path, data, shape, nd, r->err, sizeof(r->err))
-                         : tms_npy_read(path, data, shape, nd, r->err, sizeof(r->err));
-        if (rc) return -1;
+        int rc = array_io(r, dir, name, TMS_NPY_F32, data, shape, nd, writing, files);
+        if (rc) return rc;
     }
     return 0;
 }
 
-static int state_io(run_t *r, const char *dir, int first, int count, int what, int writing) {
-    char optdir[4096], path[4096];
-    if (tensors_io(r, dir, r->params, "", first, count, writing)) return -1;
+// The state files of instances [first, first + count) in dir. Writing records their
+// checksums in r->sums (names relative to dir); reading checks them against `files`.
+// Returns 0, -2 (a file missing, damaged or not matching the spec), -1 (other failure).
+static int state_io(run_t *r, const char *dir, int first, int count, int what, int writing, const cJSON *files) {
+    char optdir[4096];
+    int rc;
+    if (writing) r->n_sums = 0;
+    if ((rc = tensors_io(r, dir, r->params, "", first, count, writing, files))) return rc;
     if (tms_join(optdir, sizeof(optdir), dir, "optimizer")) { snprintf(r->err, sizeof(r->err), "path too long"); return -1; }
     if (writing && tms_mkdirs(optdir, r->err, sizeof(r->err))) return -1;
-    if (tensors_io(r, optdir, r->adam_m, "adam_m_", first, count, writing)) return -1;
-    if (tensors_io(r, optdir, r->adam_v, "adam_v_", first, count, writing)) return -1;
+    if ((rc = tensors_io(r, dir, r->adam_m, "optimizer/adam_m_", first, count, writing, files))) return rc;
+    if ((rc = tensors_io(r, dir, r->adam_v, "optimizer/adam_v_", first, count, writing, files))) return rc;
     long shape[2] = {count, r->n_logs};
-    npy_io_fn io = writing ? (npy_io_fn)tms_npy_write : tms_npy_read;
-    if (tms_join(path, sizeof(path), dir, "loss.npy") ||
-        io(path, r->loss_log + (size_t)first * r->n_logs, shape, 2, r->err, sizeof(r->err)))
-        return -1;
+    rc = array_io(r, dir, "loss.npy", TMS_NPY_F32, r->loss_log + (size_t)first * r->n_logs, shape, 2, writing, files);
+    if (rc) return rc;
     int64_t *div = malloc((size_t)(count ? count : 1) * sizeof(int64_t));
     if (!div) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
     for (int i = 0; i < count && writing; i++) div[i] = r->P.inst[first + i].diverged_step;
-    int rc = tms_join(path, sizeof(path), dir, "diverged_step.npy");
-    if (!rc) rc = writing ? tms_npy_write_i64(path, div, shape, 1, r->err, sizeof(r->err))
-                          : tms_npy_read_i64(path, div, shape, 1, r->err, sizeof(r->err));
-    for (int i = 0; i < count && !writing && !rc; i++) r->P.inst[first + i].diverged_step = (long)div[i];
-    free(div);
-    if (rc) return -1;
-    if (what == STATE_FINAL) {
-        if (tms_join(path, sizeof(path), dir, "eval_loss.npy") ||
-            io(path, r->eval_loss + first, shape, 1, r->err, sizeof(r->err)))
-            return -1;
+    rc = array_io(r, dir, "diverged_step.npy", TMS_NPY_I64, div, shape, 1, writing, files);
+    for (int i = 0; i < count && !writing && !rc; i++) {
+        // 0 healthy, s + 1 diverged at step s < steps, -1 diverged at an unknown step
+        if (div[i] < -1 || div[i] > r->spec.steps) {
+            snprintf(r->err, sizeof(r->err), "%s/diverged_step.npy: instance %d holds %lld, outside [-1, %ld]", dir,
+                     r->first_instance + first + i, (long long)div[i], r->spec.steps);
+            rc = -2;
+            break;
+        }
+        r->P.inst[first + i].diverged_step = (long)div[i];
     }
+    free(div);
+    if (rc) return rc;
+    if (what == STATE_FINAL)
+        return array_io(r, dir, "eval_loss.npy", TMS_NPY_F32, r->eval_loss + first, shape, 1, writing, files);
     return 0;
 }
 
@@ -422,7 +586,7 @@ static int write_images(run_t *r, const char *dir) {
 }
 
 static int write_outputs(run_t *r, const char *dir) {
-    if (state_io(r, dir, 0, r->P.instances, STATE_FINAL, 1)) return -1;
+    if (state_io(r, dir, 0, r->P.instances, STATE_FINAL, 1, NULL)) return -1;
     if (write_tables(r, dir)) return -1;
     if (write_images(r, dir)) return -1;
     return 0;
@@ -499,10 +663,23 @@ static int write_checkpoint(run_t *r, tms_backend_t *be, const char *partial) {
     }
     tms_remove_tree(fresh);
     if (tms_mkdirs(fresh, r->err, sizeof(r->err))) return -1;
-    if (state_io(r, fresh, 0, r->P.instances, STATE_TRAINING, 1)) return -1;
-    char json[128];
-    int len = snprintf(json, sizeof(json), "{\"step\": %ld, \"wall_seconds\": %.6f}\n", r->steps_done, r->wall_seconds);
-    if (tms_write_file_atomic(path, json, (size_t)len, r->err, sizeof(r->err))) return -1;
+    if (state_io(r, fresh, 0, r->P.instances, STATE_TRAINING, 1, NULL)) return -1;
+    // checkpoint.json: the step, the training time, the checksum of the spec it belongs to
+    // and of every array file, sealed with its own checksum
+    char spec_sha[65];
+    cJSON *c = cJSON_CreateObject();
+    char *text = NULL;
+    if (c && !json_sha256(r->spec.resolved, spec_sha) && cJSON_AddNumberToObject(c, "step", (double)r->steps_done) &&
+        cJSON_AddNumberToObject(c, "wall_seconds", r->wall_seconds) && cJSON_AddStringToObject(c, "spec_sha256", spec_sha)) {
+        cJSON *files = cJSON_AddObjectToObject(c, "files");
+        for (int f = 0; files && f < r->n_sums; f++) cJSON_AddStringToObject(files, r->sums[f].name, r->sums[f].sha256);
+        if (files && !json_seal(c)) text = cJSON_Print(c);
+    }
+    cJSON_Delete(c);
+    if (!text) { snprintf(r->err, sizeof(r->err), "out of memory writing %s", path); return -1; }
+    int rc = tms_write_file_atomic(path, text, strlen(text), r->err, sizeof(r->err));
+    cJSON_free(text);
+    if (rc) return -1;
     if (tms_path_exists(current)) {
         if (renameat2(AT_FDCWD, fresh, AT_FDCWD, current, RENAME_EXCHANGE) != 0) {
             snprintf(r->err, sizeof(r->err), "cannot swap in the checkpoint %s: %s", current, strerror(errno));
@@ -516,23 +693,53 @@ static int write_checkpoint(run_t *r, tms_backend_t *be, const char *partial) {
     return write_manifest(r, partial, "running", NULL);
 }
 
-// Load partial/checkpoint/ if there is one (returns 1), else leave r as it is (0).
-static int read_checkpoint(run_t *r, const char *partial) {
+// Load partial/checkpoint/ if there is one (returns 1), else leave r as it is (0), after
+// checking checkpoint.json's own checksum, that it belongs to the spec whose checksum is
+// spec_sha (the manifest's), its step and time, and every array file against its checksum.
+// Returns -2 when the checkpoint is damaged or inconsistent (r->err says what), -1 on
+// another failure; r's state is then not to be used.
+static int read_checkpoint(run_t *r, const char *partial, const char *spec_sha) {
     char current[4096], path[4096], msg[512];
     char *text = NULL;
-    if (tms_join(current, sizeof(current), partial, "checkpoint") || tms_join(path, sizeof(path), current, "checkpoint.json"))
+    if (tms_join(current, sizeof(current), partial, "checkpoint") || tms_join(path, sizeof(path), current, "checkpoint.json")) {
+        snprintf(r->err, sizeof(r->err), "path too long");
         return -1;
-    if (!tms_path_exists(path)) return 0;
-    if (tms_read_file(path, &text, NULL, msg, sizeof(msg))) { snprintf(r->err, sizeof(r->err), "%s", msg); return -1; }
+    }
+    if (!tms_path_exists(current)) return 0;
+    // checkpoint/ only ever appears complete (see write_checkpoint)
+    if (tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
+        snprintf(r->err, sizeof(r->err), "%s (the checkpoint is damaged)", msg);
+        return -2;
+    }
     cJSON *c = cJSON_Parse(text);
     free(text);
-    double step = manifest_number(c, "step", -1);
-    r->wall_seconds = manifest_number(c, "wall_seconds", r->wall_seconds);
+    long step;
+    int rc = -2;
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(c, "spec_sha256");
+    if (!cJSON_IsObject(c)) snprintf(r->err, sizeof(r->err), "%s is not valid JSON (damaged)", path);
+    else if (json_unseal(c, path, r->err, sizeof(r->err))) {}
+    else if (!cJSON_IsString(sha) || strcmp(sha->valuestring, spec_sha) != 0)
+        snprintf(r->err, sizeof(r->err), "%s belongs to another spec than manifest.json's (their checksums differ)", path);
+    else if (json_long(c, "step", 0, r->spec.steps, &step, path, r->err, sizeof(r->err)) ||
+             json_seconds(c, "wall_seconds", &r->wall_seconds, path, r->err, sizeof(r->err))) {}
+    else rc = state_io(r, current, 0, r->P.instances, STATE_TRAINING, 0, cJSON_GetObjectItemCaseSensitive(c, "files"));
     cJSON_Delete(c);
-    if (step < 0 || step > r->spec.steps) { snprintf(r->err, sizeof(r->err), "%s is damaged", path); return -1; }
-    if (state_io(r, current, 0, r->P.instances, STATE_TRAINING, 0)) return -1;
-    r->steps_done = (long)step;
+    if (rc) return rc;
+    r->steps_done = step;
     return 1;
+}
+
+// Remove partial/checkpoint/ (and the leftovers checkpoint.new/, checkpoint.old/ of a
+// crash): renamed away first, so that a crash while removing it never leaves a
+// checkpoint/ with some of its files gone.
+static void remove_checkpoint(const char *partial) {
+    char current[4096], old[4096], fresh[4096];
+    if (tms_join(current, sizeof(current), partial, "checkpoint") || tms_join(old, sizeof(old), partial, "checkpoint.old") ||
+        tms_join(fresh, sizeof(fresh), partial, "checkpoint.new"))
+        return;
+    tms_remove_tree(old);
+    if (tms_path_exists(current) && rename(current, old) == 0) tms_remove_tree(old);
+    tms_remove_tree(fresh);
 }
 
 // ----------------------------------------------------------------------------
@@ -651,9 +858,8 @@ static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, 
     }
     for (int i = 0; i < r->P.instances; i++) r->eval_loss[i] = (float)eval[i];
     free(eval);
-    char ckdir[4096];
     if (write_outputs(r, partial)) goto failed;
-    if (tms_join(ckdir, sizeof(ckdir), partial, "checkpoint") == 0) tms_remove_tree(ckdir);
+    remove_checkpoint(partial);
     if (write_manifest(r, partial, "complete", NULL)) goto failed;
     if (publish(r, partial, o->out_dir)) goto failed;
     if (!o->quiet) {
@@ -702,6 +908,15 @@ static int train_fresh(run_t *r, const tms_train_opts_t *o, const char *partial)
         fprintf(stderr, "tms: %s\n", r->err);
         return rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
     }
+    // one writer of --out at a time; under the lock, look again: another run may have
+    // finished it since
+    int code = lock_out(r, o->out_dir, "tms");
+    if (code != TMS_EXIT_OK) return code;
+    if (tms_path_exists(o->out_dir) && !o->force) {
+        fprintf(stderr, "tms: %s already exists (another run just finished it); choose another --out or pass --force to replace it\n",
+                o->out_dir);
+        return TMS_EXIT_USAGE;
+    }
     tms_init_params(&r->P, &r->L, r->params);
     tms_backend_t be = {0};
     int usage_error;
@@ -710,7 +925,8 @@ static int train_fresh(run_t *r, const tms_train_opts_t *o, const char *partial)
         return usage_error ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
     }
     // a stale .partial is from an earlier run of the same --out that failed or was
-    // stopped; a fresh start replaces it (--resume continues it instead)
+    // stopped (we hold the lock: no process is writing it); a fresh start replaces it
+    // (--resume continues it instead)
     if (tms_remove_tree(partial) != 0) {
         fprintf(stderr, "tms: cannot remove the stale %s: %s\n", partial, strerror(errno));
         be.destroy(&be);
@@ -724,7 +940,24 @@ static int train_fresh(run_t *r, const tms_train_opts_t *o, const char *partial)
     return run_training(r, &be, o, partial);
 }
 
+// A .partial whose manifest says complete: the process stopped between writing it and the
+// final rename. Check its files and publish it.
+static int publish_complete_partial(run_t *r, const cJSON *m, const tms_train_opts_t *o, const char *partial) {
+    int rc = run_from_manifest(r, m, partial);
+    if (!rc) rc = state_io(r, partial, 0, r->P.instances, STATE_FINAL, 0, cJSON_GetObjectItemCaseSensitive(m, "files"));
+    if (!rc && publish(r, partial, o->out_dir)) rc = -1;
+    if (rc) {
+        fprintf(stderr, "tms: --resume: %s\ntms: %s is left as it was\n", r->err, partial);
+        return rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    }
+    fprintf(stderr, "tms: %s was complete but not yet renamed; its files check out: published as %s/\n", partial, o->out_dir);
+    return TMS_EXIT_OK;
+}
+
 static int train_resume(run_t *r, const tms_train_opts_t *o, const char *partial) {
+    // the lock first: nothing is read while another process may be writing it
+    int code = lock_out(r, o->out_dir, "tms");
+    if (code != TMS_EXIT_OK) return code;
     if (!tms_path_exists(partial)) {
         cJSON *done = tms_path_exists(o->out_dir) ? read_manifest(o->out_dir, r->err, sizeof(r->err)) : NULL;
         int complete = done && strcmp(manifest_string(done, "status"), "complete") == 0;
@@ -736,29 +969,57 @@ static int train_resume(run_t *r, const tms_train_opts_t *o, const char *partial
         fprintf(stderr, "tms: --resume %s: there is no %s to continue\n", o->out_dir, partial);
         return TMS_EXIT_USAGE;
     }
+    // everything is checked before anything is written: a damaged or edited .partial is
+    // refused (exit 2) and left as it was
     cJSON *m = read_manifest(partial, r->err, sizeof(r->err));
-    if (!m) { fprintf(stderr, "tms: --resume: %s\n", r->err); return TMS_EXIT_USAGE; }
+    if (!m) { fprintf(stderr, "tms: --resume: %s\ntms: %s is left as it was\n", r->err, partial); return TMS_EXIT_USAGE; }
     if (strcmp(manifest_string(m, "tms_version"), TMS_VERSION) != 0) {
         fprintf(stderr, "tms: --resume: %s was written by tms %s; this is tms %s\n", partial,
                 manifest_string(m, "tms_version"), TMS_VERSION);
         cJSON_Delete(m);
         return TMS_EXIT_USAGE;
     }
+    const char *status = manifest_string(m, "status");
+    if (strcmp(status, "complete") == 0) {
+        code = publish_complete_partial(r, m, o, partial);
+        cJSON_Delete(m);
+        return code;
+    }
+    if (strcmp(status, "running") && strcmp(status, "interrupted") && strcmp(status, "failed")) {
+        fprintf(stderr, "tms: --resume: %s/manifest.json: unknown status \"%s\"\n", partial, status);
+        cJSON_Delete(m);
+        return TMS_EXIT_USAGE;
+    }
     snprintf(r->start_time, sizeof(r->start_time), "%s", manifest_string(m, "start_time"));
+    char spec_sha[65];
     int rc = run_from_manifest(r, m, partial);
+    if (!rc && json_sha256(cJSON_GetObjectItemCaseSensitive(m, "spec"), spec_sha)) {
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        rc = -1;
+    }
     r->checkpoint_every = o->checkpoint_every ? o->checkpoint_every : (long)manifest_number(m, "checkpoint_every", 0);
     cJSON_Delete(m);
-    if (rc) { fprintf(stderr, "tms: %s\n", r->err); return TMS_EXIT_RUNTIME; }
-    // a crash between writing a checkpoint and swapping it in leaves checkpoint.new/
-    char stale[4096];
-    if (tms_join(stale, sizeof(stale), partial, "checkpoint.new") == 0) tms_remove_tree(stale);
+    if (rc) {
+        fprintf(stderr, "tms: --resume: %s\ntms: %s is left as it was\n", r->err, partial);
+        return rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    }
     r->wall_seconds = 0.0;
-    int have = read_checkpoint(r, partial);
-    if (have < 0) { fprintf(stderr, "tms: --resume: %s\n", r->err); return TMS_EXIT_RUNTIME; }
+    int have = read_checkpoint(r, partial, spec_sha);
+    if (have < 0) {
+        fprintf(stderr, "tms: --resume: %s\ntms: %s is left as it was\n", r->err, partial);
+        return have == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    }
     if (have == 0) { // stopped before its first checkpoint: start again from the beginning
         tms_init_params(&r->P, &r->L, r->params);
+        for (size_t e = 0; e < (size_t)r->P.instances * r->n_logs; e++) r->loss_log[e] = NAN;
+        for (int i = 0; i < r->P.instances; i++) r->P.inst[i].diverged_step = 0;
         r->steps_done = 0;
     }
+    // a crash between writing a checkpoint and swapping it in leaves checkpoint.new/, one
+    // while removing it at the end checkpoint.old/
+    char stale[4096];
+    if (tms_join(stale, sizeof(stale), partial, "checkpoint.new") == 0) tms_remove_tree(stale);
+    if (tms_join(stale, sizeof(stale), partial, "checkpoint.old") == 0) tms_remove_tree(stale);
     tms_backend_t be = {0};
     int usage_error;
     if (create_backend(r, &be, o, &usage_error)) {
@@ -770,7 +1031,7 @@ static int train_resume(run_t *r, const tms_train_opts_t *o, const char *partial
 }
 
 int tms_cmd_train(const tms_train_opts_t *o) {
-    run_t *r = calloc(1, sizeof(run_t));
+    run_t *r = run_new();
     if (!r) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
     char partial[4096];
     int code;
@@ -785,6 +1046,7 @@ int tms_cmd_train(const tms_train_opts_t *o) {
     } else {
         code = o->resume ? train_resume(r, o, partial) : train_fresh(r, o, partial);
     }
+    unlock_out(r, code == TMS_EXIT_USAGE);
     run_free(r);
     free(r);
     return code;
@@ -794,26 +1056,36 @@ int tms_cmd_train(const tms_train_opts_t *o) {
 // render: redraw images and the contact sheet from a run directory
 
 int tms_cmd_render(const char *dir, int threads) {
-    run_t *r = calloc(1, sizeof(run_t));
+    run_t *r = run_new();
     if (!r) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
-    int code = TMS_EXIT_RUNTIME;
+    int code = TMS_EXIT_RUNTIME, rc;
     r->threads = threads > 0 ? threads : omp_get_max_threads();
-    cJSON *m = read_manifest(dir, r->err, sizeof(r->err));
-    if (!m) {
+    cJSON *m = NULL;
+    if (!tms_path_exists(dir)) {
+        fprintf(stderr, "tms: %s is not a run directory (it does not exist)\n", dir);
+        code = TMS_EXIT_USAGE;
+    } else if ((code = lock_out(r, dir, "tms render")) != TMS_EXIT_OK) {
+        // refused or failed, message printed
+    } else if (!(m = read_manifest(dir, r->err, sizeof(r->err)))) {
         fprintf(stderr, "tms: %s\n", r->err);
         code = TMS_EXIT_USAGE;
     } else if (strcmp(manifest_string(m, "status"), "complete") != 0) {
         fprintf(stderr, "tms: %s: the run's status is \"%s\"; only complete runs can be rendered\n", dir,
                 manifest_string(m, "status"));
         code = TMS_EXIT_USAGE;
-    } else if (run_from_manifest(r, m, dir) || state_io(r, dir, 0, r->P.instances, STATE_FINAL, 0) ||
-               write_images(r, dir)) {
+    } else if ((rc = run_from_manifest(r, m, dir)) ||
+               (rc = state_io(r, dir, 0, r->P.instances, STATE_FINAL, 0, cJSON_GetObjectItemCaseSensitive(m, "files")))) {
         fprintf(stderr, "tms: %s\n", r->err);
+        code = rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+    } else if (write_images(r, dir)) {
+        fprintf(stderr, "tms: %s\n", r->err);
+        code = TMS_EXIT_RUNTIME;
     } else {
         fprintf(stderr, "tms: redrew the images of %s\n", dir);
         code = TMS_EXIT_OK;
     }
     cJSON_Delete(m);
+    unlock_out(r, code == TMS_EXIT_USAGE);
     run_free(r);
     free(r);
     return code;
@@ -822,20 +1094,39 @@ int tms_cmd_render(const char *dir, int threads) {
 // ----------------------------------------------------------------------------
 // merge: shard run directories into one, equal to the single-process run
 
+typedef struct { long index; int dir; } shard_ref_t;
+
+static int shard_ref_cmp(const void *a, const void *b) {
+    const shard_ref_t *x = a, *y = b;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+// Every input is checked before the output is written: the manifests' checksums, one spec,
+// version and build, complete, shard numbers consistent with the spec's grid and each shard
+// present once, every array's shape against the spec and its data against its checksum.
+// Inputs that do not belong together or are damaged: exit 2, nothing written.
 int tms_cmd_merge(const char *out, char *const *dirs, int n_dirs, int force, int threads) {
-    run_t *r = calloc(1, sizeof(run_t));
-    cJSON **m = calloc((size_t)(n_dirs ? n_dirs : 1), sizeof(cJSON *));
-    int *owner = NULL;
-    char partial[4096];
-    int code = TMS_EXIT_USAGE, n = 0;
-    if (!r || !m) { fprintf(stderr, "tms: out of memory\n"); free(r); free(m); return TMS_EXIT_RUNTIME; }
+    run_t *r = run_new();
+    cJSON **m = calloc((size_t)(n_dirs > 0 ? n_dirs : 1), sizeof(cJSON *));
+    shard_ref_t *refs = calloc((size_t)(n_dirs > 0 ? n_dirs : 1), sizeof(shard_ref_t));
+    char partial[4096], where[4200];
+    int code = TMS_EXIT_USAGE, rc;
+    long n = 1;
+    if (!r || !m || !refs) { fprintf(stderr, "tms: out of memory\n"); free(r); free(m); free(refs); return TMS_EXIT_RUNTIME; }
     r->threads = threads > 0 ? threads : omp_get_max_threads();
+    if (n_dirs <= 0) { fprintf(stderr, "tms merge: needs OUT and at least one RUNDIR\n"); goto done; }
     if (snprintf(partial, sizeof(partial), "%s.partial", out) >= (int)sizeof(partial)) {
         fprintf(stderr, "tms merge: OUT path too long\n");
         goto done;
     }
     if (tms_path_exists(out) && !force) {
         fprintf(stderr, "tms merge: %s already exists; choose another OUT or pass --force to replace it\n", out);
+        goto done;
+    }
+    if ((code = lock_out(r, out, "tms merge")) != TMS_EXIT_OK) goto done;
+    code = TMS_EXIT_USAGE;
+    if (tms_path_exists(out) && !force) {
+        fprintf(stderr, "tms merge: %s already exists (another process just wrote it); choose another OUT or pass --force\n", out);
         goto done;
     }
     for (int d = 0; d < n_dirs; d++) {
@@ -859,56 +1150,92 @@ int tms_cmd_merge(const char *out, char *const *dirs, int n_dirs, int force, int
             goto done;
         }
     }
-    if (n_dirs == 0) { fprintf(stderr, "tms merge: needs OUT and at least one RUNDIR\n"); goto done; }
-    // every shard k/N exactly once
-    n = (int)manifest_number(cJSON_GetObjectItemCaseSensitive(m[0], "shard"), "count", 1);
-    owner = malloc((size_t)n * sizeof(int));
-    if (!owner) { fprintf(stderr, "tms: out of memory\n"); code = TMS_EXIT_RUNTIME; goto done; }
-    for (int k = 0; k < n; k++) owner[k] = -1;
+    // the whole grid from the (common) spec; every shard's numbers are checked against it
+    if (spec_from_manifest(r, m[0], dirs[0])) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
+    if (run_setup(r, 0, 1)) { fprintf(stderr, "tms merge: %s\n", r->err); code = TMS_EXIT_RUNTIME; goto done; }
+    snprintf(where, sizeof(where), "%s/manifest.json", dirs[0]);
+    const cJSON *sh0 = cJSON_GetObjectItemCaseSensitive(m[0], "shard");
+    if (json_long(sh0, "count", 1, INT_MAX, &n, where, r->err, sizeof(r->err))) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
     for (int d = 0; d < n_dirs; d++) {
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m[d], "shard");
-        int k = (int)manifest_number(sh, "index", 0), count = (int)manifest_number(sh, "count", 1);
-        if (count != n || k < 0 || k >= n) {
-            fprintf(stderr, "tms merge: %s is shard %d/%d, but %s is one of %d shards\n", dirs[d], k, count, dirs[0], n);
+        long k, count, steps;
+        snprintf(where, sizeof(where), "%s/manifest.json", dirs[d]);
+        if (json_long(sh, "count", 1, INT_MAX, &count, where, r->err, sizeof(r->err)) ||
+            json_long(sh, "index", 0, count - 1, &k, where, r->err, sizeof(r->err)) ||
+            json_long(m[d], "steps_completed", r->spec.steps, r->spec.steps, &steps, where, r->err, sizeof(r->err))) {
+            fprintf(stderr, "tms merge: %s\n", r->err);
             goto done;
         }
-        if (owner[k] >= 0) {
-            fprintf(stderr, "tms merge: %s and %s are both shard %d/%d\n", dirs[owner[k]], dirs[d], k, n);
+        if (count != n) {
+            fprintf(stderr, "tms merge: %s is shard %ld/%ld, but %s is one of %ld shards\n", dirs[d], k, count, dirs[0], n);
             goto done;
         }
-        owner[k] = d;
+        refs[d].index = k;
+        refs[d].dir = d;
     }
-    char missing[512] = "";
-    for (int k = 0; k < n; k++) {
-        size_t used = strlen(missing);
-        if (owner[k] < 0 && used < sizeof(missing) - 16) snprintf(missing + used, sizeof(missing) - used, "%s%d/%d", used ? ", " : "", k, n);
+    // every shard k/N exactly once: sorted by k, a duplicate is a neighbour and a missing
+    // shard a gap (never an array of N entries: N comes from a file)
+    qsort(refs, (size_t)n_dirs, sizeof(refs[0]), shard_ref_cmp);
+    for (int j = 1; j < n_dirs; j++)
+        if (refs[j].index == refs[j - 1].index) {
+            int a = refs[j - 1].dir < refs[j].dir ? refs[j - 1].dir : refs[j].dir;
+            int b = refs[j - 1].dir < refs[j].dir ? refs[j].dir : refs[j - 1].dir;
+            fprintf(stderr, "tms merge: %s and %s are both shard %ld/%ld\n", dirs[a], dirs[b], refs[j].index, n);
+            goto done;
+        }
+    if (n_dirs != n) {
+        char missing[512] = "";
+        long absent = n - n_dirs, listed = 0;
+        long next = 0;
+        for (int j = 0; j <= n_dirs && listed < 8; j++) {
+            long upto = j < n_dirs ? refs[j].index : n;
+            for (long k = next; k < upto && listed < 8; k++, listed++) {
+                size_t used = strlen(missing);
+                snprintf(missing + used, sizeof(missing) - used, "%s%ld/%ld", used ? ", " : "", k, n);
+            }
+            next = upto + 1;
+        }
+        fprintf(stderr, "tms merge: missing shard%s %s", absent > 1 ? "s" : "", missing);
+        if (absent > listed) fprintf(stderr, " and %ld more", absent - listed);
+        fprintf(stderr, "\n");
+        goto done;
     }
-    if (missing[0]) { fprintf(stderr, "tms merge: missing shard%s %s\n", strchr(missing, ',') ? "s" : "", missing); goto done; }
 
     // the whole grid, filled shard by shard
-    code = TMS_EXIT_RUNTIME;
-    if (spec_from_manifest(r, m[0], dirs[0]) || run_setup(r, 0, 1)) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
     r->sources = cJSON_CreateArray();
     double wall = 0.0;
-    for (int k = 0; k < n; k++) {
-        const int d = owner[k];
+    for (int j = 0; j < n_dirs; j++) {
+        const int k = (int)refs[j].index, d = refs[j].dir;
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m[d], "shard");
         int first, count;
-        tms_shard_slice(r->P.instances, r->spec.seeds, k, n, &first, &count);
-        if ((int)manifest_number(sh, "first_instance", -1) != first || (int)manifest_number(m[d], "instances", -1) != count) {
-            fprintf(stderr, "tms merge: %s does not hold instances %d..%d of shard %d/%d\n", dirs[d], first, first + count - 1, k, n);
+        long v;
+        double seconds;
+        tms_shard_slice(r->P.instances, r->spec.seeds, k, (int)n, &first, &count);
+        snprintf(where, sizeof(where), "%s/manifest.json", dirs[d]);
+        if (json_long(sh, "first_instance", first, first, &v, where, r->err, sizeof(r->err)) ||
+            json_long(m[d], "instances", count, count, &v, where, r->err, sizeof(r->err)) ||
+            json_long(sh, "grid_instances", r->P.instances, r->P.instances, &v, where, r->err, sizeof(r->err)) ||
+            json_seconds(m[d], "wall_seconds", &seconds, where, r->err, sizeof(r->err))) {
+            fprintf(stderr, "tms merge: %s (shard %d/%ld of the spec's grid holds instances %d..%d of %d)\n", r->err, k, n,
+                    first, first + count - 1, r->P.instances);
             goto done;
         }
-        if (state_io(r, dirs[d], first, count, STATE_FINAL, 0)) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
-        wall += manifest_number(m[d], "wall_seconds", 0.0);
+        rc = state_io(r, dirs[d], first, count, STATE_FINAL, 0, cJSON_GetObjectItemCaseSensitive(m[d], "files"));
+        if (rc) {
+            fprintf(stderr, "tms merge: %s\n", r->err);
+            code = rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
+            goto done;
+        }
+        wall += seconds;
         cJSON *src = cJSON_CreateObject();
         cJSON_AddStringToObject(src, "path", dirs[d]);
         cJSON_AddNumberToObject(src, "shard", k);
         cJSON_AddStringToObject(src, "backend", manifest_string(m[d], "backend"));
         cJSON_AddStringToObject(src, "device", manifest_string(m[d], "device"));
-        cJSON_AddNumberToObject(src, "wall_seconds", manifest_number(m[d], "wall_seconds", 0.0));
+        cJSON_AddNumberToObject(src, "wall_seconds", seconds);
         cJSON_AddItemToArray(r->sources, src);
     }
+    code = TMS_EXIT_RUNTIME;
     r->wall_seconds = wall;
     r->steps_done = r->spec.steps;
     snprintf(r->backend_name, sizeof(r->backend_name), "%s", manifest_string(m[0], "backend"));
@@ -918,19 +1245,20 @@ int tms_cmd_merge(const char *out, char *const *dirs, int n_dirs, int force, int
         if (strcmp(manifest_string(m[d], "device"), r->device) != 0) snprintf(r->device, sizeof(r->device), "mixed (see merged_from)");
     }
     snprintf(r->start_time, sizeof(r->start_time), "%s", manifest_string(m[0], "start_time"));
-    tms_remove_tree(partial);
+    tms_remove_tree(partial); // a leftover of an earlier merge; we hold the lock
     if (tms_mkdirs(partial, r->err, sizeof(r->err)) || write_outputs(r, partial) ||
         write_manifest(r, partial, "complete", NULL) || publish(r, partial, out)) {
         fprintf(stderr, "tms merge: %s\n", r->err);
         tms_remove_tree(partial);
         goto done;
     }
-    fprintf(stderr, "tms: merged %d shard%s (%d instances) into %s/\n", n, n == 1 ? "" : "s", r->P.instances, out);
+    fprintf(stderr, "tms: merged %ld shard%s (%d instances) into %s/\n", n, n == 1 ? "" : "s", r->P.instances, out);
     code = TMS_EXIT_OK;
 done:
     for (int d = 0; d < n_dirs; d++) cJSON_Delete(m[d]);
     free(m);
-    free(owner);
+    free(refs);
+    unlock_out(r, code == TMS_EXIT_USAGE);
     run_free(r);
     free(r);
     return code;

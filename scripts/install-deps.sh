@@ -8,7 +8,7 @@
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
-need=(cmake make gcc pkg-config git libcjson-dev libstb-dev)
+need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev)
 [ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge)
 missing=()
 for p in "${need[@]}"; do

@@ -153,11 +153,18 @@ void tms_sha256_hex(const void *data, size_t len, char hex[65]) {
 
 int tms_lock_acquire(tms_lock_t *l, const char *path, char *err, size_t errlen) {
     l->fd = -1;
-    if (strlen(path) >= sizeof(l->path)) { snprintf(err, errlen, "path too long: %s", path); errno = ENAMETOOLONG; return -1; }
+    if (strlen(path) >= sizeof(l->path)) {
+        snprintf(err, errlen, "path too long: %s", path);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     snprintf(l->path, sizeof(l->path), "%s", path);
     for (int attempt = 0; attempt < 1000; attempt++) {
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
-        if (fd < 0) { snprintf(err, errlen, "cannot create the lock file %s: %s", path, strerror(errno)); return -1; }
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot create the lock file %s: %s", path, strerror(errno));
+            return -1;
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             int saved = errno;
             if (saved != EWOULDBLOCK) {

@@ -84,7 +84,10 @@ static int expect_char(cursor_t *c, char ch, const char *where) {
 
 static int parse_string(cursor_t *c, char *out, size_t outlen) {
     skip_space(c);
-    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) { snprintf(c->err, c->errlen, "header: expected a quoted string"); return -1; }
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) {
+        snprintf(c->err, c->errlen, "header: expected a quoted string");
+        return -1;
+    }
     char quote = *c->p++;
     size_t n = 0;
     while (c->p < c->end && *c->p != quote) {
@@ -118,18 +121,30 @@ static int parse_shape(cursor_t *c, long *shape, int *ndim) {
     for (;;) {
         skip_space(c);
         if (c->p < c->end && *c->p == ')') { c->p++; break; }
-        if (c->p >= c->end || *c->p < '0' || *c->p > '9') { snprintf(c->err, c->errlen, "header: the shape holds a non-integer"); return -1; }
+        if (c->p >= c->end || *c->p < '0' || *c->p > '9') {
+            snprintf(c->err, c->errlen, "header: the shape holds a non-integer");
+            return -1;
+        }
         long v = 0;
         while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-            if (v > (long)1 << 50) { snprintf(c->err, c->errlen, "header: a dimension of the shape is absurdly large"); return -1; }
+            if (v > (long)1 << 50) {
+                snprintf(c->err, c->errlen, "header: a dimension of the shape is absurdly large");
+                return -1;
+            }
             v = v * 10 + (*c->p++ - '0');
         }
-        if (*ndim >= TMS_NPY_MAX_DIMS) { snprintf(c->err, c->errlen, "header: more than %d dimensions", TMS_NPY_MAX_DIMS); return -1; }
+        if (*ndim >= TMS_NPY_MAX_DIMS) {
+            snprintf(c->err, c->errlen, "header: more than %d dimensions", TMS_NPY_MAX_DIMS);
+            return -1;
+        }
         shape[(*ndim)++] = v;
         skip_space(c);
         if (c->p < c->end && *c->p == ',') { c->p++; continue; }
         if (c->p < c->end && *c->p == ')') {
-            if (*ndim == 1) { snprintf(c->err, c->errlen, "header: a 1-tuple shape needs its comma, as in (5,)"); return -1; }
+            if (*ndim == 1) {
+                snprintf(c->err, c->errlen, "header: a 1-tuple shape needs its comma, as in (5,)");
+                return -1;
+            }
             c->p++;
             break;
         }
@@ -202,7 +217,11 @@ int tms_npy_load(const char *path, tms_npy_dtype_t dtype, void *data, const long
     char *htext = NULL, msg[256], have[200], want[200];
     unsigned char pre[12];
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0) { snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno)); rc = -1; goto out; }
+    if (fstat(fileno(fp), &st) != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        rc = -1;
+        goto out;
+    }
     if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
         snprintf(err, errlen, "%s is not a .npy file", path);
         goto out;
@@ -226,7 +245,10 @@ int tms_npy_load(const char *path, tms_npy_dtype_t dtype, void *data, const long
     if (!htext) { snprintf(err, errlen, "out of memory reading %s", path); rc = -1; goto out; }
     if (fread(htext, 1, hlen, fp) != hlen) { snprintf(err, errlen, "%s: truncated header", path); goto out; }
     tms_npy_header_t h;
-    if (tms_npy_parse_header(htext, hlen, &h, msg, sizeof(msg))) { snprintf(err, errlen, "%s: %s", path, msg); goto out; }
+    if (tms_npy_parse_header(htext, hlen, &h, msg, sizeof(msg))) {
+        snprintf(err, errlen, "%s: %s", path, msg);
+        goto out;
+    }
     if (strcmp(h.descr, npy_descr[dtype]) != 0) {
         const char *why = h.descr[0] == '>' ? " (big-endian; save it with a.astype('<...'))" : "";
         snprintf(err, errlen, "%s: dtype '%s'%s where tms expects '%s' (%s)", path, h.descr, why, npy_descr[dtype],

@@ -377,9 +377,15 @@ enum { STATE_TRAINING = 0, STATE_FINAL = 1 };
 static int array_io(run_t *r, const char *dir, const char *name, tms_npy_dtype_t dtype, void *data, const long *shape,
                     int nd, int writing, const cJSON *files) {
     char path[4096];
-    if (tms_join(path, sizeof(path), dir, name)) { snprintf(r->err, sizeof(r->err), "path too long: %s", dir); return -1; }
+    if (tms_join(path, sizeof(path), dir, name)) {
+        snprintf(r->err, sizeof(r->err), "path too long: %s", dir);
+        return -1;
+    }
     if (writing) {
-        if (r->n_sums >= (int)(sizeof(r->sums) / sizeof(r->sums[0]))) { snprintf(r->err, sizeof(r->err), "too many files"); return -1; }
+        if (r->n_sums >= (int)(sizeof(r->sums) / sizeof(r->sums[0]))) {
+            snprintf(r->err, sizeof(r->err), "too many files");
+            return -1;
+        }
         snprintf(r->sums[r->n_sums].name, sizeof(r->sums[0].name), "%s", name);
         if (tms_npy_save(path, dtype, data, shape, nd, r->sums[r->n_sums].sha256, r->err, sizeof(r->err))) return -1;
         r->n_sums++;
@@ -417,7 +423,10 @@ static int state_io(run_t *r, const char *dir, int first, int count, int what, i
     int rc;
     if (writing) r->n_sums = 0;
     if ((rc = tensors_io(r, dir, r->params, "", first, count, writing, files))) return rc;
-    if (tms_join(optdir, sizeof(optdir), dir, "optimizer")) { snprintf(r->err, sizeof(r->err), "path too long"); return -1; }
+    if (tms_join(optdir, sizeof(optdir), dir, "optimizer")) {
+        snprintf(r->err, sizeof(r->err), "path too long");
+        return -1;
+    }
     if (writing && tms_mkdirs(optdir, r->err, sizeof(r->err))) return -1;
     if ((rc = tensors_io(r, dir, r->adam_m, "optimizer/adam_m_", first, count, writing, files))) return rc;
     if ((rc = tensors_io(r, dir, r->adam_v, "optimizer/adam_v_", first, count, writing, files))) return rc;
@@ -1155,7 +1164,10 @@ int tms_cmd_merge(const char *out, char *const *dirs, int n_dirs, int force, int
     if (run_setup(r, 0, 1)) { fprintf(stderr, "tms merge: %s\n", r->err); code = TMS_EXIT_RUNTIME; goto done; }
     snprintf(where, sizeof(where), "%s/manifest.json", dirs[0]);
     const cJSON *sh0 = cJSON_GetObjectItemCaseSensitive(m[0], "shard");
-    if (json_long(sh0, "count", 1, INT_MAX, &n, where, r->err, sizeof(r->err))) { fprintf(stderr, "tms merge: %s\n", r->err); goto done; }
+    if (json_long(sh0, "count", 1, INT_MAX, &n, where, r->err, sizeof(r->err))) {
+        fprintf(stderr, "tms merge: %s\n", r->err);
+        goto done;
+    }
     for (int d = 0; d < n_dirs; d++) {
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(m[d], "shard");
         long k, count, steps;

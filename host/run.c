@@ -114,10 +114,17 @@ static void unlock_out(run_t *r, int refused) {
     r->made_parent[0] = 0;
 }
 
-// The SHA-256 of a JSON value as cJSON prints it compactly (the same for a value parsed
-// back from any formatting of that print). Returns -1 when out of memory.
+// The SHA-256 of a JSON value as cJSON prints it compactly after a round trip through its
+// own text: the value as any later reader parses it from a file, so the same whether v was
+// built in memory (raw number text, doubles cJSON prints with 15 digits) or parsed back from
+// any formatting of its print (for a parsed value the round trip changes nothing).
+// Returns -1 when out of memory.
 static int json_sha256(const cJSON *v, char hex[65]) {
     char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+    cJSON *back = text ? cJSON_Parse(text) : NULL;
+    cJSON_free(text);
+    text = back ? cJSON_PrintUnformatted(back) : NULL;
+    cJSON_Delete(back);
     if (!text) return -1;
     tms_sha256_hex(text, strlen(text), hex);
     cJSON_free(text);

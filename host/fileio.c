@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -12,6 +13,10 @@
 #include "fileio.h"
 
 int tms_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen) {
+    return tms_read_file_max(path, data, len, SIZE_MAX, err, errlen);
+}
+
+int tms_read_file_max(const char *path, char **data, size_t *len, size_t max, char *err, size_t errlen) {
     *data = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) { snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return -1; }
@@ -20,6 +25,12 @@ int tms_read_file(const char *path, char **data, size_t *len, char *err, size_t 
     while (buf) {
         size_t got = fread(buf + used, 1, cap - used, fp);
         used += got;
+        if (used > max) {
+            snprintf(err, errlen, "cannot read %s: larger than %zu bytes (damaged?)", path, max);
+            free(buf);
+            fclose(fp);
+            return -1;
+        }
         if (got == 0 || used < cap) {
             if (ferror(fp)) break;
             if (feof(fp)) {

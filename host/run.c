@@ -65,6 +65,10 @@ typedef struct {
     int n_sums;
 } run_t;
 
+// manifest.json and checkpoint.json are a few kB (a merge of a million shards: some
+// hundred MB); a larger one is damaged and is not read into memory
+#define TMS_MAX_JSON ((size_t)1 << 30)
+
 static run_t *run_new(void) {
     run_t *r = calloc(1, sizeof(run_t));
     if (r) r->lock.fd = -1;
@@ -307,7 +311,8 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
 static cJSON *read_manifest(const char *dir, char *err, size_t errlen) {
     char path[4096], msg[1024] = "path too long";
     char *text = NULL;
-    if (tms_join(path, sizeof(path), dir, "manifest.json") || tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
+    if (tms_join(path, sizeof(path), dir, "manifest.json") ||
+        tms_read_file_max(path, &text, NULL, TMS_MAX_JSON, msg, sizeof(msg))) {
         snprintf(err, errlen, "%s is not a run directory (%s)", dir, msg);
         return NULL;
     }
@@ -723,7 +728,7 @@ static int read_checkpoint(run_t *r, const char *partial, const char *spec_sha) 
     }
     if (!tms_path_exists(current)) return 0;
     // checkpoint/ only ever appears complete (see write_checkpoint)
-    if (tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
+    if (tms_read_file_max(path, &text, NULL, TMS_MAX_JSON, msg, sizeof(msg))) {
         snprintf(r->err, sizeof(r->err), "%s (the checkpoint is damaged)", msg);
         return -2;
     }

@@ -361,7 +361,7 @@ static int run_from_manifest(run_t *r, const cJSON *m, const char *dir) {
     if (json_long(shard, "count", 1, INT_MAX, &n, where, r->err, sizeof(r->err)) ||
         json_long(shard, "index", 0, n - 1, &k, where, r->err, sizeof(r->err)) ||
         json_long(m, "steps_completed", 0, r->spec.steps, &steps, where, r->err, sizeof(r->err)) ||
-        json_long(m, "checkpoint_every", 0, LONG_MAX, &every, where, r->err, sizeof(r->err)) ||
+        json_long(m, "checkpoint_every", 0, (long)1 << 53, &every, where, r->err, sizeof(r->err)) ||
         json_seconds(m, "wall_seconds", &r->wall_seconds, where, r->err, sizeof(r->err)))
         return -2;
     int rc = run_setup(r, (int)k, (int)n);

@@ -16,8 +16,6 @@ import hashlib
 import json
 import sys
 
-import numpy as np
-
 
 def shorten(d):
     # json.dumps prints integers, strings and short floats as cJSON does; the floats tms
@@ -64,6 +62,8 @@ def main():
             seal(d)
         json.dump(d, open(path, "w"), indent="\t")
     elif cmd == "resave":
+        import numpy as np  # only here: the other commands start faster without it
+
         a = np.load(path)
         mode = sys.argv[3]
         if mode == "same":

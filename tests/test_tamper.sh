@@ -122,8 +122,12 @@ mk; tamper edit t2/manifest.json --reseal steps_completed=10; merge_refused "ste
 # a shard count of 2e9 (with consistent checksums): refused at once, with no allocation of
 # its size (8 GB before) under a 1 GB address-space limit
 mk; for t in t0 t1 t2; do tamper edit $t/manifest.json --reseal shard:count=2000000000; done
+# (a sanitizer build reserves terabytes of shadow address space and cannot start under the
+# limit: there the refusal and its time are checked without it)
+limit="ulimit -v 1000000"
+(ulimit -v 1000000; "$tms" --version > /dev/null 2>&1) || { limit=true; echo "note: tms cannot start under ulimit -v (sanitizer build?); merge of 2e9 shards checked without it" >&2; }
 t0s=$(date +%s.%N)
-(ulimit -v 1000000; "$tms" merge mout t0 t1 t2 2> err.txt); rc=$?
+($limit; "$tms" merge mout t0 t1 t2 2> err.txt); rc=$?
 secs=$("$py" -c "import time; print(round(time.time() - $t0s, 2))")
 [ $rc -eq 2 ] && grep -qF "missing shards 3/2000000000, 4/2000000000" err.txt && grep -qF "and 1999999989 more" err.txt ||
     fail "shard.count 2e9: rc $rc: $(cat err.txt)"

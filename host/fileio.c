@@ -178,6 +178,15 @@ int tms_lock_acquire(tms_lock_t *l, const char *path, char *err, size_t errlen) 
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             int saved = errno;
+            if (saved == ENOSYS || saved == ENOLCK || saved == EOPNOTSUPP || saved == EINVAL) {
+                // a file system without locks (Lustre mounted without -o flock, NFS without a
+                // lock manager): the caller decides whether to go on unguarded
+                close(fd);
+                unlink(path);
+                snprintf(err, errlen, "the file system of %s does not support locks (flock: %s)", path, strerror(saved));
+                errno = saved;
+                return 2;
+            }
             if (saved != EWOULDBLOCK) {
                 close(fd);
                 snprintf(err, errlen, "cannot lock %s: %s", path, strerror(saved));

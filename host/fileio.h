@@ -40,7 +40,8 @@ void tms_sha256_hex(const void *data, size_t len, char hex[65]);
 
 // An exclusive lock that dies with its process: flock() on the file `path`, created if
 // missing, holding "pid N on HOST". tms_lock_acquire returns 0 (held), 1 when another
-// process holds it (err names the holder), -1 on a system error (errno set, err says it).
+// process holds it (err names the holder), 2 when the file system does not support locks
+// (not held; err says so), -1 on a system error (errno set, err says it).
 // tms_lock_release unlinks the file while still holding the lock, then closes it; an
 // acquirer that opened the file just before checks after flock() that the path still
 // names the file it locked and otherwise tries again, so the unlink never lets two

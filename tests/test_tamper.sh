@@ -99,6 +99,12 @@ tamper resave "$c/W.npy" v2; tamper resave "$c/optimizer/adam_m_b.npy" same; tam
 cmp -s "$c/W.npy" src.partial/checkpoint/W.npy && fail "the v2 re-save did not change the header"
 train --resume "case$n_case" --quiet 2> err.txt || fail "resume of a re-saved checkpoint: $(cat err.txt)"
 same ref "case$n_case" $STATE
+# a .partial already complete (stopped just before its final rename) is checked and published
+cp -a ref done.partial; tamper flip done.partial/eval_loss.npy
+n_case=$((n_case + 1)); mv done.partial "case$n_case.partial"; refused "eval_loss.npy: the data's SHA-256"
+cp -a ref done.partial
+train --resume done --quiet 2> err.txt && [ -d done ] && [ ! -e done.partial ] || fail "complete .partial not published: $(cat err.txt)"
+same ref done $STATE
 # the untouched .partial resumes bit-identical
 train --resume src --quiet || fail "resume of the untouched checkpoint"
 same ref src $STATE

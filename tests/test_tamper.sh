@@ -22,7 +22,9 @@ fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 tamper() { "$py" "$here/tamper.py" "$@" || fail "tamper.py $*"; }
 train() { "$tms" train "$@" --backend "$backend"; }
-bg_train() { exec "$tms" train "$@" --backend "$backend"; } # as `bg_train ... &`: $! is tms's pid
+# as `bg_train ... &`: $! is tms's pid. One thread: the run must still be going while the
+# test acts on it (results are bit-identical at any thread count), on a machine of any size
+bg_train() { exec "$tms" train "$@" --backend "$backend" --threads 1; }
 expect() { # expect CODE FRAGMENT CMD...: exit CODE and FRAGMENT in the message
     local code=$1 frag=$2; shift 2
     "$@" > out.txt 2> err.txt; local rc=$?
@@ -43,6 +45,17 @@ JSON
 
 # ---- a reference run, and a .partial stopped by SIGTERM with a checkpoint in it
 train sweep.json --out ref --set train.steps=$STEPS --quiet || fail "reference run"
+# the README's recipe: a file's checksum is the SHA-256 of its data bytes as numpy loads them
+"$py" - <<'PY' || fail "manifest checksums do not match hashlib.sha256(np.load(f).tobytes())"
+import hashlib, json
+import numpy as np
+files = json.load(open("ref/manifest.json"))["files"]
+need = ["W.npy", "b.npy", "loss.npy", "eval_loss.npy", "diverged_step.npy"] + \
+       [f"optimizer/adam_{k}_{t}.npy" for k in "mv" for t in "Wb"]
+assert set(need) <= set(files), sorted(files)
+for name, sha in files.items():
+    assert hashlib.sha256(np.load(f"ref/{name}").tobytes()).hexdigest() == sha, name
+PY
 bg_train sweep.json --out src --set train.steps=$STEPS --checkpoint-every 500 --quiet 2> src_stop.txt &
 pid=$!
 for _ in $(seq 1 1000); do [ -e src.partial/checkpoint/checkpoint.json ] && break; sleep 0.01; done

@@ -5,11 +5,14 @@
 # plots/install-deps.sh installs for experiments/figures.sh),
 # and slurm-wlm + munge for the slurm test (which starts its own daemons
 # in a scratch folder; the packages' own services are never started here).
+# g++ and libboost-context-dev (fibers) build the emulated CUDA of tests/emu, which runs
+# the CUDA backend's real sources on the CPU.
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
 need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev)
-[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge)
+[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
+                                   libboost-context-dev)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

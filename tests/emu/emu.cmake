@@ -11,7 +11,9 @@
 # (cuda_runtime_api.h, cublas_v2.h, curand_kernel.h) and Boost.Context (libboost-context-dev);
 # without them it says why and adds nothing.
 
-find_program(TMS_EMU_PYTHON NAMES python3)
+# the Python the other end-to-end tests use (tests/CMakeLists.txt): the one with numpy
+find_program(TMS_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+set(TMS_EMU_PYTHON ${TMS_PYTHON})
 find_path(TMS_EMU_CUDA_INCLUDE NAMES cuda_runtime_api.h cublas_v2.h curand_kernel.h
           HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
 find_path(TMS_EMU_BOOST_INCLUDE NAMES boost/context/detail/fcontext.hpp)
@@ -75,7 +77,14 @@ target_compile_options(tmsemu PUBLIC ${emu_sanitize})
 target_link_options(tmsemu PUBLIC ${emu_sanitize})
 set_source_files_properties(${emu_gen}/cuda_backend.cu PROPERTIES
   COMPILE_OPTIONS "-include;${emu_dir}/emu_prelude.h;-fno-strict-aliasing;-Wno-attributes;-Wno-unknown-pragmas;-Wno-unused-function")
-set_source_files_properties(${emu_dir}/emu_runtime.cpp PROPERTIES COMPILE_OPTIONS "-Wno-unused-function")
+# the emulator itself runs uninstrumented (5x faster switches); it tells AddressSanitizer about
+# every switch of stacks (TMS_EMU_ASAN)
+if(emu_sanitize)
+  set_source_files_properties(${emu_dir}/emu_runtime.cpp PROPERTIES
+    COMPILE_OPTIONS "-Wno-unused-function;-fno-sanitize=all" COMPILE_DEFINITIONS TMS_EMU_ASAN)
+else()
+  set_source_files_properties(${emu_dir}/emu_runtime.cpp PROPERTIES COMPILE_OPTIONS "-Wno-unused-function")
+endif()
 target_link_libraries(tmsemu PUBLIC OpenMP::OpenMP_C cjson PkgConfig::STB ${MATH_LIBRARY} ${TMS_EMU_BOOST_CONTEXT})
 set_target_properties(tmsemu PROPERTIES LINKER_LANGUAGE CXX)
 

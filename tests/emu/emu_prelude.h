@@ -108,35 +108,34 @@ launcher<P...> launch(void (*kernel)(P...), const char *name, const char *file, 
 }
 
 // the primitives behind __syncthreads and the shuffles
-void syncthreads(const void *site);
-uint64_t shfl(unsigned mask, uint64_t value, int kind, int lane_arg, int width, const void *site);
+struct site_t {
+    const char *file;
+    int line;
+};
+void syncthreads(site_t site);
+uint64_t shfl(unsigned mask, uint64_t value, int kind, int lane_arg, int width, site_t site);
 enum { SHFL_IDX, SHFL_XOR, SHFL_DOWN, SHFL_UP };
 
 } // namespace emu
 
-__attribute__((noinline)) static void __syncthreads(void) { emu::syncthreads(__builtin_return_address(0)); }
+// A barrier or shuffle is identified by its source line (__FILE__, __LINE__): the compiler
+// may duplicate a call into several code paths, so a return address would not do.
+#define __syncthreads() ::emu::syncthreads(::emu::site_t{__FILE__, __LINE__})
 
-template <typename T> static inline T emu_shfl(unsigned mask, T var, int kind, int lane_arg, int width, const void *site) {
+template <int KIND, typename T>
+static inline T emu_shfl(emu::site_t site, unsigned mask, T var, int lane_arg, int width = 32) {
     static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "shuffle of an unsupported type");
     uint64_t in = 0, out;
     memcpy(&in, &var, sizeof(T));
-    out = emu::shfl(mask, in, kind, lane_arg, width, site);
+    out = emu::shfl(mask, in, KIND, lane_arg, width, site);
     T r;
     memcpy(&r, &out, sizeof(T));
     return r;
 }
-template <typename T> __attribute__((noinline)) static T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32) {
-    return emu_shfl(mask, var, emu::SHFL_XOR, lane_mask, width, __builtin_return_address(0));
-}
-template <typename T> __attribute__((noinline)) static T __shfl_sync(unsigned mask, T var, int src_lane, int width = 32) {
-    return emu_shfl(mask, var, emu::SHFL_IDX, src_lane, width, __builtin_return_address(0));
-}
-template <typename T> __attribute__((noinline)) static T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = 32) {
-    return emu_shfl(mask, var, emu::SHFL_DOWN, (int)delta, width, __builtin_return_address(0));
-}
-template <typename T> __attribute__((noinline)) static T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = 32) {
-    return emu_shfl(mask, var, emu::SHFL_UP, (int)delta, width, __builtin_return_address(0));
-}
+#define __shfl_xor_sync(...) emu_shfl<::emu::SHFL_XOR>(::emu::site_t{__FILE__, __LINE__}, __VA_ARGS__)
+#define __shfl_sync(...) emu_shfl<::emu::SHFL_IDX>(::emu::site_t{__FILE__, __LINE__}, __VA_ARGS__)
+#define __shfl_down_sync(...) emu_shfl<::emu::SHFL_DOWN>(::emu::site_t{__FILE__, __LINE__}, __VA_ARGS__)
+#define __shfl_up_sync(...) emu_shfl<::emu::SHFL_UP>(::emu::site_t{__FILE__, __LINE__}, __VA_ARGS__)
 
 // Atomics: the emulator runs one CUDA thread at a time and switches only inside
 // __syncthreads and the shuffles, so a read-modify-write is atomic by construction.

@@ -56,7 +56,10 @@
 
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+// This file itself is built without instrumentation (it is the emulator, not the code under
+// test, and it runs on every fiber switch); TMS_EMU_ASAN says the program around it has
+// AddressSanitizer, which must be told about every switch of stacks.
+#if defined(__SANITIZE_ADDRESS__) || defined(TMS_EMU_ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define EMU_ASAN 1
@@ -201,7 +204,7 @@ struct cuda_thread {
     int warp, lane;
     int barriers;              // __syncthreads passed
     int waits;                 // barriers and shuffles reached
-    const void *site;          // the __syncthreads or shuffle it waits at
+    site_t site;               // the __syncthreads or shuffle it waits at
     int shfl_parity;
     fiber *f;
 };
@@ -349,6 +352,10 @@ static const char *order_name() {
     }
 }
 
+static bool same_site(site_t a, site_t b) {
+    return a.line == b.line && (a.file == b.file || (a.file && b.file && !strcmp(a.file, b.file)));
+}
+
 static void push_released(std::vector<int> &ids) {
     permute(ids);
     for (int id : ids) run->runnable.push_back(id);
@@ -385,7 +392,7 @@ static void after_stop(cuda_thread *t) {
             const int base = t->warp * 32;
             for (int l = 0; l < w.size; l++) {
                 cuda_thread &o = R.threads[base + l];
-                if (o.state != T_AT_SHUFFLE || o.site != t->site) {
+                if (o.state != T_AT_SHUFFLE || !same_site(o.site, t->site)) {
                     fail_block("the lanes of warp %d meet at different shuffles (lane %d elsewhere)", t->warp, l);
                     return;
                 }
@@ -410,9 +417,10 @@ static void after_stop(cuda_thread *t) {
             for (size_t k = 0; k < R.threads.size(); k++) {
                 cuda_thread &o = R.threads[k];
                 if (o.state == T_EXITED) continue;
-                if (o.site != t->site) {
-                    fail_block("divergent __syncthreads: threads (%u,%u,%u) and (%u,%u,%u) wait at different "
-                               "barriers", t->tid.x, t->tid.y, t->tid.z, o.tid.x, o.tid.y, o.tid.z);
+                if (!same_site(o.site, t->site)) {
+                    fail_block("divergent __syncthreads: thread (%u,%u,%u) waits at %s:%d, thread (%u,%u,%u) at "
+                               "%s:%d", t->tid.x, t->tid.y, t->tid.z, t->site.file, t->site.line, o.tid.x, o.tid.y,
+                               o.tid.z, o.site.file ? o.site.file : "(none)", o.site.line);
                     return;
                 }
                 o.state = T_RUNNABLE;
@@ -454,7 +462,7 @@ static void run_one_block() {
         t.warp = k / 32;
         t.lane = k % 32;
         t.barriers = t.waits = 0;
-        t.site = nullptr;
+        t.site = site_t{nullptr, 0};
         t.shfl_parity = 0;
         t.f = nullptr;
     }
@@ -513,7 +521,7 @@ static void run_one_block() {
     }
 }
 
-void syncthreads(const void *site) {
+void syncthreads(site_t site) {
     if (!run || !run->cur) {
         say("__syncthreads called outside a kernel");
         abort();
@@ -531,7 +539,7 @@ void syncthreads(const void *site) {
     yield_to_scheduler();
 }
 
-uint64_t shfl(unsigned mask, uint64_t value, int kind, int lane_arg, int width, const void *site) {
+uint64_t shfl(unsigned mask, uint64_t value, int kind, int lane_arg, int width, site_t site) {
     if (!run || !run->cur) {
         say("a shuffle called outside a kernel");
         abort();

@@ -45,6 +45,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -227,7 +228,9 @@ struct block_run {
     uint3 bid;
     std::vector<cuda_thread> threads;
     std::vector<warp_state> warps;
-    std::deque<int> runnable;
+    std::vector<int> runnable;  // a queue: runnable[head..] (reused, no allocation per block)
+    size_t head = 0;
+    std::vector<int> released;  // scratch of after_stop
     int arrived = 0, exited = 0, barrier_gen = 0;
     bool failed = false;
     std::string error;
@@ -358,7 +361,7 @@ static bool same_site(site_t a, site_t b) {
 
 static void push_released(std::vector<int> &ids) {
     permute(ids);
-    for (int id : ids) run->runnable.push_back(id);
+    run->runnable.insert(run->runnable.end(), ids.begin(), ids.end());
 }
 
 // After thread t stopped (exited or waits): complete a barrier or a shuffle if it can.
@@ -388,7 +391,8 @@ static void after_stop(cuda_thread *t) {
             return;
         }
         if (w.arrived == w.size) {
-            std::vector<int> ids;
+            std::vector<int> &ids = R.released;
+            ids.clear();
             const int base = t->warp * 32;
             for (int l = 0; l < w.size; l++) {
                 cuda_thread &o = R.threads[base + l];
@@ -413,7 +417,8 @@ static void after_stop(cuda_thread *t) {
             return;
         }
         if (R.arrived == live) {
-            std::vector<int> ids;
+            std::vector<int> &ids = R.released;
+            ids.clear();
             for (size_t k = 0; k < R.threads.size(); k++) {
                 cuda_thread &o = R.threads[k];
                 if (o.state == T_EXITED) continue;
@@ -467,15 +472,13 @@ static void run_one_block() {
         t.f = nullptr;
     }
     R.arrived = R.exited = R.barrier_gen = 0;
-    R.runnable.clear();
-    std::vector<int> ids(nthreads);
-    for (int k = 0; k < nthreads; k++) ids[k] = k;
-    permute(ids);
-    for (int id : ids) R.runnable.push_back(id);
+    R.runnable.resize(nthreads);
+    R.head = 0;
+    for (int k = 0; k < nthreads; k++) R.runnable[k] = k;
+    permute(R.runnable);
 
-    while (!R.runnable.empty() && !R.failed) {
-        const int id = R.runnable.front();
-        R.runnable.pop_front();
+    while (R.head < R.runnable.size() && !R.failed) {
+        const int id = R.runnable[R.head++];
         cuda_thread *t = &R.threads[id];
         warp_state &w = R.warps[t->warp];
         stats_threads += t->state == T_NEW;
@@ -707,7 +710,9 @@ static void run_kernel(const launch_site &site, dim3 grid, dim3 block, const std
     order_config &o = order();
     if (o.kind == ORDER_REVERSE) std::reverse(ids.begin(), ids.end());
     else if (o.kind == ORDER_SHUFFLE) std::shuffle(ids.begin(), ids.end(), o.rng);
-    block_run R;
+    static block_run R; // reused: its vectors keep their capacity (kernels launch no kernels)
+    R.failed = false;
+    R.error.clear();
     R.site = &site;
     R.body = &body;
     R.grid = grid;
@@ -769,13 +774,13 @@ struct stats_printer {
     ~stats_printer() {
         const char *s = getenv("TMS_EMU_STATS");
         if (!s || strcmp(s, "1")) return;
-        const double secs =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double cpu = (double)clock() / CLOCKS_PER_SEC; // the whole process, the CPU reference too
         fprintf(stderr,
-                "tests/emu: %llu launches, %llu CUDA threads (%llu on fibers, %llu fiber switches) in %.2f s of "
-                "process time: %.3g threads/s, order %s\n",
-                stats_launches, stats_threads, stats_fiber_threads, stats_switches, secs,
-                stats_threads / (secs > 0 ? secs : 1), order_name());
+                "tests/emu: %llu launches, %llu CUDA threads (%llu on fibers, %llu fiber switches); process: "
+                "%.2f s CPU, %.2f s wall; %.3g CUDA threads per CPU second; order %s\n",
+                stats_launches, stats_threads, stats_fiber_threads, stats_switches, cpu, wall,
+                stats_threads / (cpu > 0 ? cpu : 1), order_name());
     }
 };
 static stats_printer printer;
@@ -917,7 +922,9 @@ static cudaError_t alloc_impl(void **p, size_t size, mem_kind kind, const char *
     // malloc, so that AddressSanitizer sees every access out of the allocation
     void *mem = malloc(size ? size : 1);
     if (!mem) return set_error(cudaErrorMemoryAllocation);
-    if (kind == MEM_DEVICE) memset(mem, 0xA5, size); // not zero: an unwritten element shows
+    // not zero, so an element nobody wrote shows (skipped for the cuBLAS workspace and the like:
+    // touching 32 MiB per backend costs more than the tests' whole problems)
+    if (kind == MEM_DEVICE && size <= ((size_t)16 << 20)) memset(mem, 0xA5, size);
     allocations()[(uintptr_t)mem] = allocation{size, kind};
     if (kind == MEM_DEVICE) device_bytes_used += size;
     *p = mem;
@@ -1299,19 +1306,17 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
         for (int bt = 0; bt < batchCount; bt++) {
             const float *Ab = A + (long long)bt * strideA, *Bb = B + (long long)bt * strideB;
             float *Cb = C + (long long)bt * strideC;
+            // op(A)(i, l) = Ab[i * ai + l * al], op(B)(l, j) = Bb[l * bl + j * bj]
+            const size_t ai = ta ? (size_t)lda : 1, al = ta ? 1 : (size_t)lda;
+            const size_t bl = tb ? (size_t)ldb : 1, bj = tb ? 1 : (size_t)ldb;
             for (int j = 0; j < n; j++)
                 for (int i = 0; i < m; i++) {
                     float sum = 0.0f;
-                    if (reads_ab)
-                        for (int l = 0; l < k; l++) {
-                            float x = ta ? Ab[l + (size_t)i * lda] : Ab[i + (size_t)l * lda];
-                            float y = tb ? Bb[j + (size_t)l * ldb] : Bb[l + (size_t)j * ldb];
-                            if (round_tf32) {
-                                x = tf32(x);
-                                y = tf32(y);
-                            }
-                            sum += x * y;
-                        }
+                    const float *ap = Ab + i * ai, *bp = Bb + j * bj;
+                    if (reads_ab && round_tf32)
+                        for (int l = 0; l < k; l++) sum += tf32(ap[l * al]) * tf32(bp[l * bl]);
+                    else if (reads_ab)
+                        for (int l = 0; l < k; l++) sum += ap[l * al] * bp[l * bl];
                     float &c = Cb[i + (size_t)j * ldc];
                     // beta = 0: C is not read (it may hold NaN), as documented
                     c = b == 0.0f ? a * sum : a * sum + b * c;

@@ -35,7 +35,7 @@ run_test() {
 
 echo "mutation_check: the unmutated sources"
 fail=0
-for spec in "gpu_nanfill forward" "gpu_nanfill reverse" "gpu_nanfill shuffle:7" "gpu_batch shuffle:3"; do
+for spec in "gpu_nanfill forward" "gpu_nanfill reverse" "gpu_nanfill shuffle:5" "gpu_batch shuffle:3"; do
     set -- $spec
     if run_test "$1" "$2"; then
         echo "  PASS emu_$1 (order $2)"
@@ -47,11 +47,12 @@ for spec in "gpu_nanfill forward" "gpu_nanfill reverse" "gpu_nanfill shuffle:7" 
 done
 [ $fail -eq 0 ] || { echo "mutation_check: the unmutated build fails; no mutation checked"; exit 1; }
 
-# mutate NAME FILE OLD NEW TEST ORDER: replace the one occurrence of OLD in FILE by NEW,
-# rebuild TEST, require it to fail under ORDER, restore FILE.
+# mutate NAME FILE OLD NEW TEST ORDERS: replace the one occurrence of OLD in FILE by NEW,
+# rebuild TEST, run it under each of ORDERS (space-separated TMS_EMU_ORDER values); the
+# mutant is caught when the test fails under at least one. Restores FILE.
 survivors=0
 mutate() {
-    local name=$1 file=$2 old=$3 new=$4 test=$5 order=$6 t0
+    local name=$1 file=$2 old=$3 new=$4 test=$5 orders=$6 t0
     t0=$(date +%s)
     local path=$scratch/src/$file
     cp "$path" "$path.orig"
@@ -71,15 +72,26 @@ PY
         return
     fi
     if ! cmake --build "$build" -j "$jobs" --target "test_emu_$test" >"$scratch/build_$name.log" 2>&1; then
-        echo "  caught at build time? no: the mutant does not compile ($name); see $scratch/build_$name.log"
-        survivors=$((survivors + 1))
-    elif run_test "$test" "$order"; then
-        echo "  SURVIVED $name: emu_$test (order $order) passed with the defect"
+        echo "  NOT BUILT ($name): the mutant does not compile; see $scratch/build_$name.log"
         survivors=$((survivors + 1))
     else
-        local why
-        why=$(grep -m1 -E "tests/emu: ERROR|MISMATCH|FAIL|differ" "$scratch/last.log" || true)
-        echo "  CAUGHT   $name: emu_$test (order $order) fails ($(( $(date +%s) - t0 )) s): ${why:0:160}"
+        local caught="" passed="" why="" order
+        for order in $orders; do
+            if run_test "$test" "$order"; then
+                passed="$passed $order"
+            else
+                caught="$caught $order"
+                [ -n "$why" ] || why=$(grep -m1 -E "tests/emu: ERROR|MISMATCH|FAIL|differ" "$scratch/last.log" || true)
+            fi
+        done
+        if [ -n "$caught" ]; then
+            echo "  CAUGHT   $name: emu_$test fails under order(s)${caught}${passed:+ (passes under${passed})}" \
+                 "($(( $(date +%s) - t0 )) s with the rebuild)"
+            echo "           first sign: ${why:0:200}"
+        else
+            echo "  SURVIVED $name: emu_$test passed with the defect under${passed}"
+            survivors=$((survivors + 1))
+        fi
     fi
     mv "$path.orig" "$path"
     touch "$path"
@@ -90,12 +102,12 @@ mutate "a: no __syncthreads in blockReduceSum" kernels/cuda_common.cuh \
     "    if (lane == 0) warp_sums[warp] = val;
     __syncthreads();" \
     "    if (lane == 0) warp_sums[warp] = val;" \
-    gpu_nanfill reverse
+    gpu_nanfill "forward reverse shuffle:5"
 mutate "a2: no __syncthreads in bias_grad_kernel1" kernels/bias_grad.cuh \
     "    partial[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();" \
     "    partial[threadIdx.y][threadIdx.x] = sum;" \
-    gpu_nanfill shuffle:11
+    gpu_nanfill "forward reverse shuffle:5"
 mutate "b: wrong transpose of W in the encoder GEMM" kernels/cuda_backend.cu \
     "gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, m, B, n, W, n, mn, x, n, Bn, 0.0f, h, m, Bm)" \
     "gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, m, B, n, W, n, mn, x, n, Bn, 0.0f, h, m, Bm)" \

@@ -37,7 +37,8 @@ set(emu_dir ${CMAKE_CURRENT_LIST_DIR})
 set(emu_gen ${CMAKE_CURRENT_BINARY_DIR}/emu_gen)
 
 # ---- the rewritten kernel sources
-file(GLOB emu_kernel_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cu ${PROJECT_SOURCE_DIR}/kernels/*.cuh
+file(GLOB emu_kernel_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cu
+     ${PROJECT_SOURCE_DIR}/kernels/*.cuh
      ${PROJECT_SOURCE_DIR}/kernels/*.h)
 set(emu_outputs "")
 foreach(f ${emu_kernel_sources})
@@ -76,8 +77,10 @@ target_compile_features(tmsemu PRIVATE cxx_std_17)
 target_compile_options(tmsemu PUBLIC ${emu_sanitize})
 target_link_options(tmsemu PUBLIC ${emu_sanitize})
 set_source_files_properties(${emu_gen}/cuda_backend.cu PROPERTIES
-  COMPILE_OPTIONS "-include;${emu_dir}/emu_prelude.h;-fno-strict-aliasing;-Wno-attributes;-Wno-unknown-pragmas;-Wno-unused-function")
-# the emulator itself runs uninstrumented (5x faster switches); it tells AddressSanitizer about
+  COMPILE_OPTIONS "-include;${emu_dir}/emu_prelude.h;-fno-strict-aliasing;-Wno-attributes;-Wno-unknown-pragmas;\
+-Wno-unused-function")
+# the emulator itself runs uninstrumented (it is not the code under test, and runs at every
+# switch between CUDA threads); it tells AddressSanitizer about
 # every switch of stacks (TMS_EMU_ASAN)
 if(emu_sanitize)
   set_source_files_properties(${emu_dir}/emu_runtime.cpp PROPERTIES
@@ -85,7 +88,8 @@ if(emu_sanitize)
 else()
   set_source_files_properties(${emu_dir}/emu_runtime.cpp PROPERTIES COMPILE_OPTIONS "-Wno-unused-function")
 endif()
-target_link_libraries(tmsemu PUBLIC OpenMP::OpenMP_C cjson PkgConfig::STB ${MATH_LIBRARY} ${TMS_EMU_BOOST_CONTEXT})
+target_link_libraries(tmsemu PUBLIC OpenMP::OpenMP_C cjson PkgConfig::STB ${MATH_LIBRARY}
+                      ${TMS_EMU_BOOST_CONTEXT})
 set_target_properties(tmsemu PROPERTIES LINKER_LANGUAGE CXX)
 
 # sanitizer settings of every emulated test; TMS_EMU_ORDER is left to the caller
@@ -104,6 +108,23 @@ foreach(src ${emu_gpu_tests})
   set_tests_properties(emu_${t} PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1" TIMEOUT 600)
 endforeach()
 
+# ---- the emulator itself against what CUDA and cuBLAS document (test_emu.cu), in each order
+add_custom_command(OUTPUT ${emu_gen}/self/test_emu.cu
+  COMMAND ${TMS_EMU_PYTHON} ${emu_dir}/rewrite_launches.py ${emu_gen}/self ${emu_dir}/test_emu.cu
+  DEPENDS ${emu_dir}/test_emu.cu ${emu_dir}/rewrite_launches.py
+  COMMENT "tests/emu: rewriting the launches of test_emu.cu")
+set_source_files_properties(${emu_gen}/self/test_emu.cu PROPERTIES LANGUAGE CXX GENERATED TRUE
+  COMPILE_OPTIONS "-include;${emu_dir}/emu_prelude.h;-Wno-attributes;-Wno-unused-function")
+add_executable(test_emu ${emu_gen}/self/test_emu.cu)
+target_include_directories(test_emu SYSTEM PRIVATE ${TMS_EMU_CUDA_INCLUDE})
+target_compile_features(test_emu PRIVATE cxx_std_17)
+target_link_libraries(test_emu PRIVATE tmsemu)
+foreach(order forward reverse shuffle)
+  add_test(NAME emu_runtime_${order} COMMAND test_emu)
+  set_tests_properties(emu_runtime_${order} PROPERTIES LABELS emu
+                       ENVIRONMENT "${emu_env};TMS_EMU_ORDER=${order}")
+endforeach()
+
 # ---- tms on the emulated backend: the CLI and fault tests with --backend cuda
 add_executable(tms_emu ${PROJECT_SOURCE_DIR}/host/main.c)
 target_link_libraries(tms_emu PRIVATE tmsemu)
@@ -112,7 +133,8 @@ add_test(NAME cli_cuda COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_
          ${TMS_TEST_SCRATCH}/cli_cuda ${TMS_EMU_PYTHON} cuda)
 add_test(NAME faults_cuda COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.sh $<TARGET_FILE:tms_emu>
          ${TMS_TEST_SCRATCH}/faults_cuda ${TMS_EMU_PYTHON} cuda)
-set_tests_properties(cli_cuda faults_cuda PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1" TIMEOUT 600)
+set_tests_properties(cli_cuda faults_cuda PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1"
+                     TIMEOUT 600)
 
 # ---- the mutation check: each planted defect must fail a test (tests/emu/mutation_check.sh)
 add_test(NAME emu_mutations COMMAND ${emu_dir}/mutation_check.sh ${PROJECT_SOURCE_DIR}

@@ -71,7 +71,8 @@ struct launch_site {
 // Queue a launch (the body runs one CUDA thread with the frozen arguments). Returns the
 // launch's configuration error (also kept for cudaGetLastError).
 cudaError_t enqueue_launch(const launch_site &site, const void *kernel, dim3 grid, dim3 block, size_t shmem,
-                           cudaStream_t stream, std::function<void()> body, std::vector<pointer_arg> pointers);
+                           cudaStream_t stream, std::function<void()> body,
+                           std::vector<pointer_arg> pointers);
 
 template <typename... P> struct launcher {
     void (*kernel)(P...);
@@ -87,8 +88,9 @@ template <typename... P> struct launcher {
         std::vector<pointer_arg> pointers;
         collect(*args, pointers, std::index_sequence_for<P...>{});
         void (*k)(P...) = kernel;
-        enqueue_launch(site, (const void *)kernel, grid, block, shmem, stream,
-                       [k, args]() { std::apply(k, *args); }, std::move(pointers));
+        enqueue_launch(
+            site, (const void *)kernel, grid, block, shmem, stream, [k, args]() { std::apply(k, *args); },
+            std::move(pointers));
     }
 
   private:
@@ -102,8 +104,8 @@ template <typename... P> struct launcher {
 };
 
 template <typename... P>
-launcher<P...> launch(void (*kernel)(P...), const char *name, const char *file, int line, dim3 grid, dim3 block,
-                      size_t shmem = 0, cudaStream_t stream = 0) {
+launcher<P...> launch(void (*kernel)(P...), const char *name, const char *file, int line, dim3 grid,
+                      dim3 block, size_t shmem = 0, cudaStream_t stream = 0) {
     return launcher<P...>{kernel, {name, file, line}, grid, block, shmem, stream};
 }
 

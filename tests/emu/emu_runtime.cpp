@@ -161,8 +161,10 @@ static order_config &order() {
         o.read = true;
         const char *s = getenv("TMS_EMU_ORDER");
         unsigned long long seed = 1;
-        if (!s || !*s || !strcmp(s, "forward")) o.kind = ORDER_FORWARD;
-        else if (!strcmp(s, "reverse")) o.kind = ORDER_REVERSE;
+        if (!s || !*s || !strcmp(s, "forward"))
+            o.kind = ORDER_FORWARD;
+        else if (!strcmp(s, "reverse"))
+            o.kind = ORDER_REVERSE;
         else if (!strncmp(s, "shuffle", 7) && (s[7] == '\0' || s[7] == ':')) {
             o.kind = ORDER_SHUFFLE;
             if (s[7] == ':') seed = strtoull(s + 8, nullptr, 10);
@@ -177,8 +179,10 @@ static order_config &order() {
 
 static void permute(std::vector<int> &v) {
     order_config &o = order();
-    if (o.kind == ORDER_REVERSE) std::reverse(v.begin(), v.end());
-    else if (o.kind == ORDER_SHUFFLE) std::shuffle(v.begin(), v.end(), o.rng);
+    if (o.kind == ORDER_REVERSE)
+        std::reverse(v.begin(), v.end());
+    else if (o.kind == ORDER_SHUFFLE)
+        std::shuffle(v.begin(), v.end(), o.rng);
 }
 
 // ----------------------------------------------------------------------------
@@ -191,9 +195,9 @@ static const size_t FIBER_STACK = 64 << 10;
 #endif
 
 struct fiber {
-    char *stack = nullptr;     // (FIBER_STACK), lowest address
+    char *stack = nullptr; // (FIBER_STACK), lowest address
     bctx::fcontext_t ctx = nullptr;
-    bool idle = true;          // parked in fiber_main's loop, ready for a new thread
+    bool idle = true; // parked in fiber_main's loop, ready for a new thread
     void *fake_stack = nullptr;
 };
 
@@ -203,16 +207,16 @@ struct cuda_thread {
     uint3 tid;
     int state;
     int warp, lane;
-    int barriers;              // __syncthreads passed
-    int waits;                 // barriers and shuffles reached
-    site_t site;               // the __syncthreads or shuffle it waits at
+    int barriers; // __syncthreads passed
+    int waits;    // barriers and shuffles reached
+    site_t site;  // the __syncthreads or shuffle it waits at
     int shfl_parity;
     fiber *f;
 };
 
 struct warp_state {
-    int size;                  // threads in this warp (32 but for a partial last warp)
-    int mode;                  // 0 undecided, 1 fibers, 2 direct (plain calls)
+    int size; // threads in this warp (32 but for a partial last warp)
+    int mode; // 0 undecided, 1 fibers, 2 direct (plain calls)
     int arrived, exited;
     int gen;
     uint64_t value[2][32];
@@ -228,18 +232,18 @@ struct block_run {
     uint3 bid;
     std::vector<cuda_thread> threads;
     std::vector<warp_state> warps;
-    std::vector<int> runnable;  // a queue: runnable[head..] (reused, no allocation per block)
+    std::vector<int> runnable; // a queue: runnable[head..] (reused, no allocation per block)
     size_t head = 0;
-    std::vector<int> released;  // scratch of after_stop
+    std::vector<int> released; // scratch of after_stop
     int arrived = 0, exited = 0, barrier_gen = 0;
     bool failed = false;
     std::string error;
     cuda_thread *cur = nullptr;
-    bool direct = false;       // cur runs as a plain call, not on a fiber
+    bool direct = false; // cur runs as a plain call, not on a fiber
 };
 
 static block_run *run = nullptr;
-static std::vector<fiber *> fiber_pool;  // idle fibers
+static std::vector<fiber *> fiber_pool; // idle fibers
 static std::vector<fiber *> fiber_all;
 static bctx::fcontext_t sched_ctx = nullptr;
 static fiber *cur_fiber = nullptr;
@@ -397,7 +401,8 @@ static void after_stop(cuda_thread *t) {
             for (int l = 0; l < w.size; l++) {
                 cuda_thread &o = R.threads[base + l];
                 if (o.state != T_AT_SHUFFLE || !same_site(o.site, t->site)) {
-                    fail_block("the lanes of warp %d meet at different shuffles (lane %d elsewhere)", t->warp, l);
+                    fail_block("the lanes of warp %d meet at different shuffles (lane %d elsewhere)", t->warp,
+                               l);
                     return;
                 }
                 o.state = T_RUNNABLE;
@@ -412,8 +417,8 @@ static void after_stop(cuda_thread *t) {
     if (t->state == T_AT_BARRIER) {
         const int live = (int)R.threads.size() - R.exited;
         if (R.exited > 0) {
-            fail_block("thread (%u,%u,%u) reached __syncthreads after %d thread(s) of its block exited", t->tid.x,
-                       t->tid.y, t->tid.z, R.exited);
+            fail_block("thread (%u,%u,%u) reached __syncthreads after %d thread(s) of its block exited",
+                       t->tid.x, t->tid.y, t->tid.z, R.exited);
             return;
         }
         if (R.arrived == live) {
@@ -423,9 +428,11 @@ static void after_stop(cuda_thread *t) {
                 cuda_thread &o = R.threads[k];
                 if (o.state == T_EXITED) continue;
                 if (!same_site(o.site, t->site)) {
-                    fail_block("divergent __syncthreads: thread (%u,%u,%u) waits at %s:%d, thread (%u,%u,%u) at "
-                               "%s:%d", t->tid.x, t->tid.y, t->tid.z, t->site.file, t->site.line, o.tid.x, o.tid.y,
-                               o.tid.z, o.site.file ? o.site.file : "(none)", o.site.line);
+                    fail_block(
+                        "divergent __syncthreads: thread (%u,%u,%u) waits at %s:%d, thread (%u,%u,%u) at "
+                        "%s:%d",
+                        t->tid.x, t->tid.y, t->tid.z, t->site.file, t->site.line, o.tid.x, o.tid.y, o.tid.z,
+                        o.site.file ? o.site.file : "(none)", o.site.line);
                     return;
                 }
                 o.state = T_RUNNABLE;
@@ -459,7 +466,8 @@ static void run_one_block() {
     R.threads.resize(nthreads);
     const int nwarps = (nthreads + 31) / 32;
     R.warps.assign(nwarps, warp_state());
-    for (int w = 0; w < nwarps; w++) R.warps[w].size = w == nwarps - 1 ? nthreads - 32 * w : 32;
+    for (int w = 0; w < nwarps; w++)
+        R.warps[w].size = w == nwarps - 1 ? nthreads - 32 * w : 32;
     for (int k = 0; k < nthreads; k++) {
         cuda_thread &t = R.threads[k];
         t.tid = make_uint3(k % R.block.x, (k / R.block.x) % R.block.y, k / (R.block.x * R.block.y));
@@ -474,7 +482,8 @@ static void run_one_block() {
     R.arrived = R.exited = R.barrier_gen = 0;
     R.runnable.resize(nthreads);
     R.head = 0;
-    for (int k = 0; k < nthreads; k++) R.runnable[k] = k;
+    for (int k = 0; k < nthreads; k++)
+        R.runnable[k] = k;
     permute(R.runnable);
 
     while (R.head < R.runnable.size() && !R.failed) {
@@ -502,15 +511,17 @@ static void run_one_block() {
             at_barrier += t.state == T_AT_BARRIER;
             at_shuffle += t.state == T_AT_SHUFFLE;
         }
-        fail_block("deadlock: %d thread(s) wait at __syncthreads and %d in shuffles, none can go on", at_barrier,
-                   at_shuffle);
+        fail_block("deadlock: %d thread(s) wait at __syncthreads and %d in shuffles, none can go on",
+                   at_barrier, at_shuffle);
     }
     if (!R.failed) {
         const int b0 = R.threads[0].barriers;
         for (auto &t : R.threads)
             if (t.barriers != b0) {
-                fail_block("threads (0,0,0) and (%u,%u,%u) passed %d and %d __syncthreads: every thread of a block "
-                           "must reach every barrier", t.tid.x, t.tid.y, t.tid.z, b0, t.barriers);
+                fail_block(
+                    "threads (0,0,0) and (%u,%u,%u) passed %d and %d __syncthreads: every thread of a block "
+                    "must reach every barrier",
+                    t.tid.x, t.tid.y, t.tid.z, b0, t.barriers);
                 break;
             }
     }
@@ -532,8 +543,10 @@ void syncthreads(site_t site) {
     cuda_thread *t = run->cur;
     t->waits++;
     if (run->direct) {
-        fail_block("thread (%u,%u,%u) reached __syncthreads, but lane %d's first thread of warp %d exited without "
-                   "reaching it", t->tid.x, t->tid.y, t->tid.z, t->lane, t->warp);
+        fail_block(
+            "thread (%u,%u,%u) reached __syncthreads, but lane %d's first thread of warp %d exited without "
+            "reaching it",
+            t->tid.x, t->tid.y, t->tid.z, t->lane, t->warp);
         throw emu_fault();
     }
     t->state = T_AT_BARRIER;
@@ -550,12 +563,13 @@ uint64_t shfl(unsigned mask, uint64_t value, int kind, int lane_arg, int width, 
     cuda_thread *t = run->cur;
     t->waits++;
     if (run->direct) {
-        fail_block("thread (%u,%u,%u) shuffles, but another lane of warp %d exited without shuffling", t->tid.x,
-                   t->tid.y, t->tid.z, t->warp);
+        fail_block("thread (%u,%u,%u) shuffles, but another lane of warp %d exited without shuffling",
+                   t->tid.x, t->tid.y, t->tid.z, t->warp);
         throw emu_fault();
     }
     if (mask != 0xffffffffu || width != 32) {
-        fail_block("shuffle with mask 0x%08x width %d: the emulator supports the full warp only", mask, width);
+        fail_block("shuffle with mask 0x%08x width %d: the emulator supports the full warp only", mask,
+                   width);
         t->state = T_AT_SHUFFLE;
         yield_to_scheduler();
         return value;
@@ -648,8 +662,10 @@ static void invalidate_captures() {
 // A call the active capture forbids: fail it and invalidate the capture.
 static cudaError_t capture_forbids(const char *call) {
     if (!strict_capture()) return cudaSuccess;
-    say("%s during a stream capture (mode global/thread-local): cudaErrorStreamCaptureUnsupported; the capture is "
-        "invalidated", call);
+    say("%s during a stream capture (mode global/thread-local): cudaErrorStreamCaptureUnsupported; the "
+        "capture is "
+        "invalidated",
+        call);
     invalidate_captures();
     return set_error(cudaErrorStreamCaptureUnsupported);
 }
@@ -670,7 +686,8 @@ static cudaError_t run_queue(CUstream_st *st) {
 
 static cudaError_t run_all() {
     run_queue(&legacy_stream);
-    for (auto *x : streams()) run_queue(x);
+    for (auto *x : streams())
+        run_queue(x);
     return sticky_error;
 }
 
@@ -706,10 +723,13 @@ static void run_kernel(const launch_site &site, dim3 grid, dim3 block, const std
                        cudaError_t *err) {
     const unsigned long long nblocks = (unsigned long long)grid.x * grid.y * grid.z;
     std::vector<unsigned long long> ids(nblocks);
-    for (unsigned long long b = 0; b < nblocks; b++) ids[b] = b;
+    for (unsigned long long b = 0; b < nblocks; b++)
+        ids[b] = b;
     order_config &o = order();
-    if (o.kind == ORDER_REVERSE) std::reverse(ids.begin(), ids.end());
-    else if (o.kind == ORDER_SHUFFLE) std::shuffle(ids.begin(), ids.end(), o.rng);
+    if (o.kind == ORDER_REVERSE)
+        std::reverse(ids.begin(), ids.end());
+    else if (o.kind == ORDER_SHUFFLE)
+        std::shuffle(ids.begin(), ids.end(), o.rng);
     static block_run R; // reused: its vectors keep their capacity (kernels launch no kernels)
     R.failed = false;
     R.error.clear();
@@ -725,7 +745,8 @@ static void run_kernel(const launch_site &site, dim3 grid, dim3 block, const std
                            (unsigned)(b / ((unsigned long long)grid.x * grid.y)));
         run_one_block();
         if (R.failed) {
-            say("ERROR in kernel %s (launched at %s:%d) <<<(%u,%u,%u), (%u,%u,%u)>>> block (%u,%u,%u), order %s: %s",
+            say("ERROR in kernel %s (launched at %s:%d) <<<(%u,%u,%u), (%u,%u,%u)>>> block (%u,%u,%u), order "
+                "%s: %s",
                 site.kernel, site.file, site.line, grid.x, grid.y, grid.z, block.x, block.y, block.z, R.bid.x,
                 R.bid.y, R.bid.z, order_name(), R.error.c_str());
             *err = cudaErrorLaunchFailure;
@@ -736,14 +757,15 @@ static void run_kernel(const launch_site &site, dim3 grid, dim3 block, const std
 }
 
 cudaError_t enqueue_launch(const launch_site &site, const void *kernel, dim3 grid, dim3 block, size_t shmem,
-                           cudaStream_t stream, std::function<void()> body, std::vector<pointer_arg> pointers) {
+                           cudaStream_t stream, std::function<void()> body,
+                           std::vector<pointer_arg> pointers) {
     const unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     if (!kernel || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 ||
-        grid.z > 65535 || threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
-        shmem > 48 * 1024) {
+        grid.z > 65535 || threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 ||
+        block.z > 64 || shmem > 48 * 1024) {
         say("launch of %s at %s:%d: invalid configuration <<<(%u,%u,%u), (%u,%u,%u), %zu>>>: "
-            "cudaErrorInvalidConfiguration", site.kernel, site.file, site.line, grid.x, grid.y, grid.z, block.x,
-            block.y, block.z, shmem);
+            "cudaErrorInvalidConfiguration",
+            site.kernel, site.file, site.line, grid.x, grid.y, grid.z, block.x, block.y, block.z, shmem);
         return set_error(cudaErrorInvalidConfiguration);
     }
     auto body_p = std::make_shared<std::function<void()>>(std::move(body));
@@ -754,8 +776,10 @@ cudaError_t enqueue_launch(const launch_site &site, const void *kernel, dim3 gri
             if (!p.ptr) continue;
             const allocation *al = find_range(p.ptr, 0);
             if (!al) {
-                say("ERROR in kernel %s (launched at %s:%d): argument %d = %p is not device memory (a host pointer, "
-                    "or freed): cudaErrorIllegalAddress", site.kernel, site.file, site.line, p.index + 1, p.ptr);
+                say("ERROR in kernel %s (launched at %s:%d): argument %d = %p is not device memory (a host "
+                    "pointer, "
+                    "or freed): cudaErrorIllegalAddress",
+                    site.kernel, site.file, site.line, p.index + 1, p.ptr);
                 return cudaErrorIllegalAddress;
             }
         }
@@ -826,20 +850,24 @@ cudaError_t cudaGetLastError(void) {
     return e;
 }
 
-cudaError_t cudaPeekAtLastError(void) { return last_error; }
+cudaError_t cudaPeekAtLastError(void) {
+    return last_error;
+}
 
 const char *cudaGetErrorName(cudaError_t e) {
     switch (e) {
-#define NAME(x) case x: return #x;
-        NAME(cudaSuccess) NAME(cudaErrorInvalidValue) NAME(cudaErrorMemoryAllocation)
-        NAME(cudaErrorInitializationError) NAME(cudaErrorInvalidConfiguration) NAME(cudaErrorInvalidDevice)
-        NAME(cudaErrorInvalidResourceHandle) NAME(cudaErrorNotReady) NAME(cudaErrorIllegalAddress)
-        NAME(cudaErrorLaunchFailure) NAME(cudaErrorNoDevice) NAME(cudaErrorInvalidDeviceFunction)
-        NAME(cudaErrorStreamCaptureUnsupported) NAME(cudaErrorStreamCaptureInvalidated)
-        NAME(cudaErrorStreamCaptureImplicit) NAME(cudaErrorStreamCaptureUnmatched)
-        NAME(cudaErrorIllegalState) NAME(cudaErrorNotSupported)
+#define NAME(x)                                                                                              \
+    case x: return #x;
+        NAME(cudaSuccess)
+        NAME(cudaErrorInvalidValue) NAME(cudaErrorMemoryAllocation) NAME(cudaErrorInitializationError)
+            NAME(cudaErrorInvalidConfiguration) NAME(cudaErrorInvalidDevice)
+                NAME(cudaErrorInvalidResourceHandle) NAME(cudaErrorNotReady) NAME(cudaErrorIllegalAddress)
+                    NAME(cudaErrorLaunchFailure) NAME(cudaErrorNoDevice) NAME(cudaErrorInvalidDeviceFunction)
+                        NAME(cudaErrorStreamCaptureUnsupported) NAME(cudaErrorStreamCaptureInvalidated)
+                            NAME(cudaErrorStreamCaptureImplicit) NAME(cudaErrorStreamCaptureUnmatched)
+                                NAME(cudaErrorIllegalState) NAME(cudaErrorNotSupported)
 #undef NAME
-    default: return "cudaErrorUnknown";
+                                    default : return "cudaErrorUnknown";
     }
 }
 
@@ -873,7 +901,9 @@ cudaError_t cudaGetDevice(int *device) {
     return cudaSuccess;
 }
 
-cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : set_error(cudaErrorInvalidDevice); }
+cudaError_t cudaSetDevice(int device) {
+    return device == 0 ? cudaSuccess : set_error(cudaErrorInvalidDevice);
+}
 
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
     if (!prop) return set_error(cudaErrorInvalidValue);
@@ -931,11 +961,17 @@ static cudaError_t alloc_impl(void **p, size_t size, mem_kind kind, const char *
     return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void **p, size_t size) { return alloc_impl(p, size, MEM_DEVICE, "cudaMalloc"); }
+cudaError_t cudaMalloc(void **p, size_t size) {
+    return alloc_impl(p, size, MEM_DEVICE, "cudaMalloc");
+}
 
-cudaError_t cudaMallocHost(void **p, size_t size) { return alloc_impl(p, size, MEM_PINNED, "cudaMallocHost"); }
+cudaError_t cudaMallocHost(void **p, size_t size) {
+    return alloc_impl(p, size, MEM_PINNED, "cudaMallocHost");
+}
 
-cudaError_t cudaHostAlloc(void **p, size_t size, unsigned int) { return alloc_impl(p, size, MEM_PINNED, "cudaHostAlloc"); }
+cudaError_t cudaHostAlloc(void **p, size_t size, unsigned int) {
+    return alloc_impl(p, size, MEM_PINNED, "cudaHostAlloc");
+}
 
 static cudaError_t free_impl(void *p, mem_kind kind, const char *call) {
     if (!p) return cudaSuccess;
@@ -955,9 +991,13 @@ static cudaError_t free_impl(void *p, mem_kind kind, const char *call) {
     return sticky_error;
 }
 
-cudaError_t cudaFree(void *p) { return free_impl(p, MEM_DEVICE, "cudaFree"); }
+cudaError_t cudaFree(void *p) {
+    return free_impl(p, MEM_DEVICE, "cudaFree");
+}
 
-cudaError_t cudaFreeHost(void *p) { return free_impl(p, MEM_PINNED, "cudaFreeHost"); }
+cudaError_t cudaFreeHost(void *p) {
+    return free_impl(p, MEM_PINNED, "cudaFreeHost");
+}
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
     if (!s) return set_error(cudaErrorInvalidValue);
@@ -968,10 +1008,13 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+cudaError_t cudaStreamCreate(cudaStream_t *s) {
+    return cudaStreamCreateWithFlags(s, cudaStreamDefault);
+}
 
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    if (!s || !valid_stream(s) || stream_of(s) == &legacy_stream) return set_error(cudaErrorInvalidResourceHandle);
+    if (!s || !valid_stream(s) || stream_of(s) == &legacy_stream)
+        return set_error(cudaErrorInvalidResourceHandle);
     CUstream_st *st = stream_of(s);
     if (st->capturing) {
         say("cudaStreamDestroy of a capturing stream");
@@ -988,7 +1031,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (!valid_stream(s)) return set_error(cudaErrorInvalidResourceHandle);
     CUstream_st *st = stream_of(s);
     if (st->capturing) {
-        say("cudaStreamSynchronize of the capturing stream: cudaErrorStreamCaptureUnsupported; the capture is "
+        say("cudaStreamSynchronize of the capturing stream: cudaErrorStreamCaptureUnsupported; the capture "
+            "is "
             "invalidated");
         invalidate_captures();
         return set_error(cudaErrorStreamCaptureUnsupported);
@@ -1029,28 +1073,32 @@ static bool check_side(const char *call, const char *which, const void *p, size_
         return false;
     }
     if (find_range(p, 0) && !is_pinned(p, 0)) {
-        say("%s: the %s %p is device memory, but the direction says host: cudaErrorInvalidValue", call, which, p);
+        say("%s: the %s %p is device memory, but the direction says host: cudaErrorInvalidValue", call, which,
+            p);
         return false;
     }
     if (is_pinned(p, 0) && !is_pinned(p, bytes)) {
-        say("%s: the %s %p (%zu bytes) runs past its pinned allocation: cudaErrorInvalidValue", call, which, p, bytes);
+        say("%s: the %s %p (%zu bytes) runs past its pinned allocation: cudaErrorInvalidValue", call, which,
+            p, bytes);
         return false;
     }
     return true;
 }
 
-static cudaError_t memcpy_impl(void *dst, const void *src, size_t count, cudaMemcpyKind kind, cudaStream_t stream,
-                               bool async, const char *call) {
+static cudaError_t memcpy_impl(void *dst, const void *src, size_t count, cudaMemcpyKind kind,
+                               cudaStream_t stream, bool async, const char *call) {
     if (count == 0) return cudaSuccess;
     if (!dst || !src) return set_error(cudaErrorInvalidValue);
     if (kind == cudaMemcpyDefault) {
-        const bool dd = find_range(dst, 0) && !is_pinned(dst, 0), sd = find_range(src, 0) && !is_pinned(src, 0);
+        const bool dd = find_range(dst, 0) && !is_pinned(dst, 0),
+                   sd = find_range(src, 0) && !is_pinned(src, 0);
         kind = dd ? (sd ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                   : (sd ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
     }
     const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
-    if (!check_side(call, "destination", dst, count, dst_dev) || !check_side(call, "source", src, count, src_dev))
+    if (!check_side(call, "destination", dst, count, dst_dev) ||
+        !check_side(call, "source", src, count, src_dev))
         return set_error(cudaErrorInvalidValue);
     if (!async) {
         const cudaError_t c = capture_forbids(call);
@@ -1082,7 +1130,8 @@ static cudaError_t memcpy_impl(void *dst, const void *src, size_t count, cudaMem
     CUstream_st *st = stream_of(stream);
     if (to_pageable && st->capturing) {
         say("%s to pageable host memory during a capture (it would synchronise): "
-            "cudaErrorStreamCaptureUnsupported", call);
+            "cudaErrorStreamCaptureUnsupported",
+            call);
         invalidate_captures();
         return set_error(cudaErrorStreamCaptureUnsupported);
     }
@@ -1097,13 +1146,15 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpy
     return memcpy_impl(dst, src, count, kind, nullptr, false, "cudaMemcpy");
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind, cudaStream_t stream) {
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind,
+                            cudaStream_t stream) {
     return memcpy_impl(dst, src, count, kind, stream, true, "cudaMemcpyAsync");
 }
 
 cudaError_t cudaMemsetAsync(void *p, int value, size_t count, cudaStream_t stream) {
     if (count == 0) return cudaSuccess;
-    if (!check_side("cudaMemsetAsync", "destination", p, count, true)) return set_error(cudaErrorInvalidValue);
+    if (!check_side("cudaMemsetAsync", "destination", p, count, true))
+        return set_error(cudaErrorInvalidValue);
     queued_op op;
     op.what = "cudaMemsetAsync";
     op.run = [p, value, count]() -> cudaError_t {
@@ -1153,8 +1204,9 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *status) {
     if (!valid_stream(s) || !status) return set_error(cudaErrorInvalidValue);
     CUstream_st *st = stream_of(s);
-    *status = !st->capturing ? cudaStreamCaptureStatusNone
-                             : st->invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    *status = !st->capturing    ? cudaStreamCaptureStatusNone
+              : st->invalidated ? cudaStreamCaptureStatusInvalidated
+                                : cudaStreamCaptureStatusActive;
     return cudaSuccess;
 }
 
@@ -1231,13 +1283,15 @@ cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t handle, void *workspace, siz
 
 const char *cublasGetStatusName(cublasStatus_t s) {
     switch (s) {
-#define NAME(x) case x: return #x;
-        NAME(CUBLAS_STATUS_SUCCESS) NAME(CUBLAS_STATUS_NOT_INITIALIZED) NAME(CUBLAS_STATUS_ALLOC_FAILED)
-        NAME(CUBLAS_STATUS_INVALID_VALUE) NAME(CUBLAS_STATUS_ARCH_MISMATCH) NAME(CUBLAS_STATUS_MAPPING_ERROR)
-        NAME(CUBLAS_STATUS_EXECUTION_FAILED) NAME(CUBLAS_STATUS_INTERNAL_ERROR) NAME(CUBLAS_STATUS_NOT_SUPPORTED)
-        NAME(CUBLAS_STATUS_LICENSE_ERROR)
+#define NAME(x)                                                                                              \
+    case x: return #x;
+        NAME(CUBLAS_STATUS_SUCCESS)
+        NAME(CUBLAS_STATUS_NOT_INITIALIZED) NAME(CUBLAS_STATUS_ALLOC_FAILED) NAME(CUBLAS_STATUS_INVALID_VALUE)
+            NAME(CUBLAS_STATUS_ARCH_MISMATCH) NAME(CUBLAS_STATUS_MAPPING_ERROR)
+                NAME(CUBLAS_STATUS_EXECUTION_FAILED) NAME(CUBLAS_STATUS_INTERNAL_ERROR)
+                    NAME(CUBLAS_STATUS_NOT_SUPPORTED) NAME(CUBLAS_STATUS_LICENSE_ERROR)
 #undef NAME
-    default: return "CUBLAS_STATUS_UNKNOWN";
+                        default : return "CUBLAS_STATUS_UNKNOWN";
     }
 }
 
@@ -1246,7 +1300,8 @@ const char *cublasGetStatusString(cublasStatus_t s) {
     case CUBLAS_STATUS_SUCCESS: return "success";
     case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
     case CUBLAS_STATUS_INVALID_VALUE: return "an invalid numeric value was used as an argument";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute (tests/emu: see its message)";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+        return "the GPU program failed to execute (tests/emu: see its message)";
     default: return "an error of the emulated cuBLAS (tests/emu)";
     }
 }
@@ -1261,29 +1316,34 @@ static bool operand_in_bounds(const char *name, const float *X, int rows, int co
         const float *p = X + (long long)b * stride;
         if (!is_device(p, extent)) {
             const allocation *al = find_range(X, 0);
-            say("cublasSgemmStridedBatched: operand %s of batch %d (%p, %d x %d, ld %d, %zu bytes, stride %lld "
-                "floats) is %s: CUBLAS_STATUS_EXECUTION_FAILED", name, b, (const void *)p, rows, cols, ld, extent,
-                stride, al ? "outside its device allocation" : "not device memory");
+            say("cublasSgemmStridedBatched: operand %s of batch %d (%p, %d x %d, ld %d, %zu bytes, stride "
+                "%lld "
+                "floats) is %s: CUBLAS_STATUS_EXECUTION_FAILED",
+                name, b, (const void *)p, rows, cols, ld, extent, stride,
+                al ? "outside its device allocation" : "not device memory");
             return false;
         }
     }
     return true;
 }
 
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
-                                         int m, int n, int k, const float *alpha, const float *A, int lda,
-                                         long long int strideA, const float *B, int ldb, long long int strideB,
-                                         const float *beta, float *C, int ldc, long long int strideC,
-                                         int batchCount) {
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa,
+                                         cublasOperation_t transb, int m, int n, int k, const float *alpha,
+                                         const float *A, int lda, long long int strideA, const float *B,
+                                         int ldb, long long int strideB, const float *beta, float *C, int ldc,
+                                         long long int strideC, int batchCount) {
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
-    const auto op_ok = [](cublasOperation_t o) { return o == CUBLAS_OP_N || o == CUBLAS_OP_T || o == CUBLAS_OP_C; };
+    const auto op_ok = [](cublasOperation_t o) {
+        return o == CUBLAS_OP_N || o == CUBLAS_OP_T || o == CUBLAS_OP_C;
+    };
     // the documented checks (cuBLAS manual, cublas<t>gemmStridedBatched: m, n, k, batchCount < 0;
     // lda < max(1, m) for op N else max(1, k); ldb < max(1, k) for op N else max(1, n); ldc < max(1, m))
     if (!op_ok(transa) || !op_ok(transb) || m < 0 || n < 0 || k < 0 || batchCount < 0 ||
-        lda < std::max(1, transa == CUBLAS_OP_N ? m : k) || ldb < std::max(1, transb == CUBLAS_OP_N ? k : n) ||
-        ldc < std::max(1, m) || !alpha || !beta) {
+        lda < std::max(1, transa == CUBLAS_OP_N ? m : k) ||
+        ldb < std::max(1, transb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m) || !alpha || !beta) {
         say("cublasSgemmStridedBatched(op %d %d, m %d n %d k %d, lda %d ldb %d ldc %d, batch %d): "
-            "CUBLAS_STATUS_INVALID_VALUE", (int)transa, (int)transb, m, n, k, lda, ldb, ldc, batchCount);
+            "CUBLAS_STATUS_INVALID_VALUE",
+            (int)transa, (int)transb, m, n, k, lda, ldb, ldc, batchCount);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     if (m == 0 || n == 0 || batchCount == 0) return CUBLAS_STATUS_SUCCESS;
@@ -1314,9 +1374,11 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
                     float sum = 0.0f;
                     const float *ap = Ab + i * ai, *bp = Bb + j * bj;
                     if (reads_ab && round_tf32)
-                        for (int l = 0; l < k; l++) sum += tf32(ap[l * al]) * tf32(bp[l * bl]);
+                        for (int l = 0; l < k; l++)
+                            sum += tf32(ap[l * al]) * tf32(bp[l * bl]);
                     else if (reads_ab)
-                        for (int l = 0; l < k; l++) sum += ap[l * al] * bp[l * bl];
+                        for (int l = 0; l < k; l++)
+                            sum += ap[l * al] * bp[l * bl];
                     float &c = Cb[i + (size_t)j * ldc];
                     // beta = 0: C is not read (it may hold NaN), as documented
                     c = b == 0.0f ? a * sum : a * sum + b * c;

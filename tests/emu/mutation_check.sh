@@ -81,11 +81,13 @@ PY
                 passed="$passed $order"
             else
                 caught="$caught $order"
-                [ -n "$why" ] || why=$(grep -m1 -E "tests/emu: ERROR|MISMATCH|FAIL|differ" "$scratch/last.log" || true)
+                [ -n "$why" ] ||
+                    why=$(grep -m1 -E "tests/emu: ERROR|MISMATCH|FAIL|differ" "$scratch/last.log" || true)
             fi
         done
         if [ -n "$caught" ]; then
-            echo "  CAUGHT   $name: emu_$test fails under order(s)${caught}${passed:+ (passes under${passed})}" \
+            echo "  CAUGHT   $name: emu_$test fails under order(s)${caught}" \
+                 "${passed:+(passes under${passed})}" \
                  "($(( $(date +%s) - t0 )) s with the rebuild)"
             echo "           first sign: ${why:0:200}"
         else

@@ -136,7 +136,8 @@ def rewrite(text, path):
             if k >= len(mask) or mask[k] != "(":
                 raise LaunchError("no argument list after >>>")
         except LaunchError as e:
-            raise SystemExit("%s:%d: rewrite_launches.py: cannot parse this kernel launch: %s" % (path, line, e))
+            raise SystemExit("%s:%d: rewrite_launches.py: cannot parse this kernel launch: %s"
+                             % (path, line, e))
         name = re.sub(r"\s+", "", callee)
         # keep every newline of the original so line numbers stay put
         head = "::emu::launch(%s, \"%s\", __FILE__, __LINE__, " % (callee.strip(), name)

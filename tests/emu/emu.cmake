@@ -88,8 +88,10 @@ if(emu_sanitize)
 else()
   set_source_files_properties(${emu_dir}/emu_runtime.cpp PROPERTIES COMPILE_OPTIONS "-Wno-unused-function")
 endif()
-target_link_libraries(tmsemu PUBLIC OpenMP::OpenMP_C cjson PkgConfig::STB ${MATH_LIBRARY}
-                      ${TMS_EMU_BOOST_CONTEXT})
+# the libraries tmscore links (whatever they become), less the real CUDA backend
+get_target_property(emu_core_libs tmscore LINK_LIBRARIES)
+list(REMOVE_ITEM emu_core_libs tmscuda)
+target_link_libraries(tmsemu PUBLIC ${emu_core_libs} ${TMS_EMU_BOOST_CONTEXT})
 set_target_properties(tmsemu PROPERTIES LINKER_LANGUAGE CXX)
 
 # sanitizer settings of every emulated test; TMS_EMU_ORDER is left to the caller

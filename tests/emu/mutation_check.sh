@@ -110,9 +110,9 @@ mutate "a2: no __syncthreads in bias_grad_kernel1" kernels/bias_grad.cuh \
     __syncthreads();" \
     "    partial[threadIdx.y][threadIdx.x] = sum;" \
     gpu_nanfill "forward reverse shuffle:5"
-mutate "b: wrong transpose of W in the encoder GEMM" kernels/cuda_backend.cu \
-    "gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, m, B, n, W, n, mn, x, n, Bn, 0.0f, h, m, Bm)" \
-    "gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, m, B, n, W, n, mn, x, n, Bn, 0.0f, h, m, Bm)" \
+mutate "b: wrong transpose of W in the tied dh GEMM" kernels/cuda_backend.cu \
+    "gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, m, B, n, W, n, mn, dy, n, Bn, 0.0f, dh, m, Bm)" \
+    "gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, m, B, n, W, n, mn, dy, n, Bn, 0.0f, dh, m, Bm)" \
     gpu_nanfill forward
 mutate "c: instance offset dropped in sample_kernel1 (inst -> inst0)" kernels/sample.cuh \
     "float *xi = x + (size_t)inst * per_instance;" \

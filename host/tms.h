@@ -129,6 +129,10 @@ struct tms_backend {
     // Each instance's divergence (tms_instance_t.diverged_step convention), or NULL when
     // the backend does not detect divergence.
     int (*get_diverged)(tms_backend_t *be, long *diverged_step);
+    // Each instance's loss (mean over features) on `samples` fresh samples drawn from the
+    // evaluation subsequences (TMS_SUBSEQ_EVAL), and the standard error of that mean (sample
+    // standard deviation of the per-sample loss / sqrt(samples)); loss_se may be NULL.
+    int (*evaluate)(tms_backend_t *be, long samples, double *loss, double *loss_se);
     void (*destroy)(tms_backend_t *be);
 };
 

@@ -15,6 +15,8 @@
 // same rounded numbers), and the kernel reads the row of the step in the device step
 // counter, table[*step - *table_base]. lr = (float)(instance lr * factor) is formed in
 // double as on the CPU (host/cpu_backend.c).
+// An instance frozen by divergence (diverged[inst] != 0, diverge.cuh, which runs just
+// before in the same graph) is skipped: its parameters and moments stay as they are.
 #pragma once
 
 #include "cuda_common.cuh"
@@ -46,10 +48,11 @@ __global__ void adamw_kernel1(float *params,                  // (L.total) flat 
                               const tms_step_device_t *table, // (rows) row r: step table_base + r
                               const long long *step,          // (1) the step being taken
                               const long long *table_base,    // (1) the step of table row 0
+                              const long long *diverged,      // (I) nonzero: frozen
                               float beta1, float beta2, float eps, int kind, int inst0) {
     const int inst = inst0 + blockIdx.y;
     long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= per_instance_total) return;
+    if (j >= per_instance_total || diverged[inst] != 0) return;
     size_t e = 0;
 #pragma unroll
     for (int t = 0; t < TMS_NTENSORS; t++) {
@@ -79,8 +82,9 @@ __global__ void adamw_kernel1(float *params,                  // (L.total) flat 
 static inline int adamw_update(float *params, float *adam_m, float *adam_v, const float *grads,
                                const tms_layout_t *L, const float *inst_lr,
                                const float *inst_weight_decay, const tms_step_device_t *table,
-                               const long long *step, const long long *table_base, float beta1,
-                               float beta2, float eps, int kind, cudaStream_t stream) {
+                               const long long *step, const long long *table_base,
+                               const long long *diverged, float beta1, float beta2, float eps, int kind,
+                               cudaStream_t stream) {
     adamw_layout_t layout;
     long long per_instance_total = 0;
     for (int t = 0; t < TMS_NTENSORS; t++) {
@@ -96,7 +100,7 @@ static inline int adamw_update(float *params, float *adam_m, float *adam_v, cons
         const int chunk = L->instances - inst0 < TMS_MAX_GRID_Y ? L->instances - inst0 : TMS_MAX_GRID_Y;
         adamw_kernel1<<<dim3(grid_x, chunk), (unsigned)block_size, 0, stream>>>(
             params, adam_m, adam_v, grads, layout, per_instance_total, inst_lr, inst_weight_decay,
-            table, step, table_base, beta1, beta2, eps, kind, inst0);
+            table, step, table_base, diverged, beta1, beta2, eps, kind, inst0);
         cudaCheck(cudaGetLastError());
     }
     return 0;

@@ -15,7 +15,7 @@
 // ----------------------------------------------------------------------------
 // kernels
 
-// grid (CEIL_DIV(cols, 32), instances in this chunk), block (32, 8)
+// grid (CEIL_DIV(cols, 32), instances in this chunk), block (min(cols, 32), 8)
 __global__ void bias_grad_kernel1(float *dbias,      // (I, cols)
                                   const float *d,    // (I, rows, cols)
                                   int inst0, int rows, int cols) {
@@ -40,7 +40,8 @@ __global__ void bias_grad_kernel1(float *dbias,      // (I, cols)
 
 static inline int bias_grad(float *dbias, const float *d, int instances, int rows, int cols,
                             cudaStream_t stream) {
-    const dim3 block(BIAS_GRAD_COLS, BIAS_GRAD_ROWS);
+    // fewer than 32 columns (n = 5, m = 2): one block of just those columns
+    const dim3 block(cols < BIAS_GRAD_COLS ? cols : BIAS_GRAD_COLS, BIAS_GRAD_ROWS);
     const unsigned grid_x = CEIL_DIV(cols, BIAS_GRAD_COLS);
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;

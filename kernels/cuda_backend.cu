@@ -17,7 +17,10 @@
 //   reduction    db1 = sum_b dz       bias_grad.cuh  (hidden relu and bias)
 //   GEMM         dW = dz^T x
 //   GEMM         dW += h^T dy         (tied: the decoder's gradient dWd^T lands on W)
-//   optimiser    every parameter      adamw.cuh      one launch, blockIdx.y = instance
+//   divergence   loss or gradient     diverge.cuh    not finite: the instance is frozen
+//                not finite?                         (diverged[i] = step + 1)
+//   optimiser    every parameter      adamw.cuh      one launch, blockIdx.y = instance;
+//                                                    frozen instances are skipped
 //   step += 1                         step_advance_kernel1
 // Every gradient element is overwritten each step (beta = 0 GEMMs, bias kernels that
 // store), so nothing is zeroed between steps.
@@ -33,12 +36,28 @@
 //     increment of one step is visible to the next.
 //   - the lr schedule factor and Adam's bias corrections: the host computes them with
 //     tms_step_constants (host/layout.c, the function the CPU backend calls, so both use
-//     the same rounded numbers) for a window of up to TABLE_ROWS steps into a device
-//     table, and state->table_base says which step row 0 holds. The AdamW kernel reads
+//     the same rounded numbers) for a window of up to TABLE_ROWS steps (table_rows:
+//     TMS_CUDA_TABLE_ROWS overrides it for tests) into a device table, and
+//     state->table_base says which step row 0 holds. The AdamW kernel reads
 //     table[step - table_base]. Before refilling the table for the next window, train()
 //     synchronises the stream, so no replay still in flight reads a row being replaced.
 // Per-instance lr, weight decay, density, Philox key and importance never change: they
-// are copied to the device at create.
+// are copied to the device at create. What divergence freezes is per-instance state in
+// device memory too (diverged, (I)): the check kernel writes it and the AdamW kernel of
+// the same replay reads it (diverge.cuh).
+//
+// Divergence: the CPU backend's rule. An instance whose loss or gradient is not finite at
+// step t is frozen with the parameters and Adam moments it had before t; get_diverged()
+// returns t + 1 for it (tms_instance_t.diverged_step), train() reports NaN as its loss for
+// every later step_begin, and an instance frozen before a resume (create() copies
+// P->inst[i].diverged_step) stays frozen. The other instances are unaffected.
+//
+// Evaluation (evaluate()): each instance's loss on `samples` fresh rows of its evaluation
+// subsequence (TMS_SUBSEQ_EVAL, the rows the CPU's tms_cpu_eval_loss draws, bit for bit)
+// and its standard error, forward only, in chunks of eval_rows rows (buffers allocated at
+// create, at most EVAL_BYTES unless the instances need more for 4 rows each;
+// TMS_CUDA_EVAL_ROWS overrides it for tests). eval.cuh has the per-sample loss and the
+// running mean and spread.
 //
 // The loss train() reports is that of the batch of step_begin, before its update: the
 // graph's loss kernel writes per-block partial sums every step; after the first replay
@@ -50,7 +69,8 @@
 // fit fails at once, saying how many instances would. Per instance: parameters, gradients
 // and two Adam moments (4 x the parameter count), x and y/dy (B n each; and the target,
 // B n, for the abs task), h and dh (B m each), importance, loss partials and a few
-// scalars. Fixed: the constants table, the cuBLAS workspace (set explicitly, so cuBLAS
+// scalars, and the evaluation's buffers for 4 rows. Fixed: the constants table, the
+// evaluation's chunk buffers (EVAL_BYTES), the cuBLAS workspace (set explicitly, so cuBLAS
 // allocates nothing while the graph is captured) and headroom for allocation granularity.
 //
 // Precision: fp32 everywhere, cuBLAS in CUBLAS_DEFAULT_MATH (no TF32) unless allow_tf32,
@@ -61,6 +81,7 @@
 #define TMS_HAVE_CUDA // declare the CUDA entry points of tms.h, checked against these definitions
 #endif
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,18 +95,27 @@
 #include "mse.cuh"
 #include "bias_grad.cuh"
 #include "adamw.cuh"
+#include "diverge.cuh"
+#include "eval.cuh"
 
-// Steps of lr factors and bias corrections held on the device at a time.
+// Steps of lr factors and bias corrections held on the device at a time (default; the
+// environment variable TMS_CUDA_TABLE_ROWS overrides it at create, so that tests cross
+// several windows in a short run).
 #define TABLE_ROWS 16384
+// The evaluation's chunk buffers: about this many bytes, split among the instances (at
+// least 4 rows each). TMS_CUDA_EVAL_ROWS sets the rows per chunk instead (tests).
+#define EVAL_BYTES ((size_t)16 << 20)
 // cuBLAS workspace; NVIDIA recommends 32 MiB on Hopper.
 #define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 // Allocation granularity, graph and cuBLAS bookkeeping.
 #define HEADROOM_BYTES ((size_t)128 << 20)
 
-// The device-side step counter and the first step of the constants table.
+// The device-side step counter and the first step of the constants table; and the
+// evaluation's subsequence, which sample() reads from device memory like a step.
 typedef struct {
     long long step;
     long long table_base;
+    long long eval_subsequence; // TMS_SUBSEQ_EVAL
 } tms_step_state_t;
 
 typedef struct {
@@ -94,6 +124,8 @@ typedef struct {
     int I, n, m, B;
     int device;
     int nan_fill;           // TMS_CUDA_NAN_FILL=1 at create
+    int table_rows;         // rows of the constants table: TABLE_ROWS or TMS_CUDA_TABLE_ROWS
+    int eval_rows;          // evaluation rows per chunk, a multiple of 4
     cudaStream_t stream;
     cublasHandle_t cublas;
     void *cublas_workspace; // (CUBLAS_WORKSPACE_BYTES)
@@ -118,13 +150,23 @@ typedef struct {
     float *loss_partial;    // (I, loss_parts)
     float *loss;            // (I)
     int loss_parts;
+    long long *diverged;    // (I) 0 healthy, else 1 + the step it diverged at (frozen)
+    // evaluation chunk buffers, each instance's slice contiguous, rows <= eval_rows
+    float *eval_x;          // (I, rows, n)
+    float *eval_target;     // (I, rows, n) |x| for the abs task; eval_x when the target is x
+    float *eval_h;          // (I, rows, m)
+    float *eval_y;          // (I, rows, n)
+    float *eval_sq;         // (I, rows) per-sample sum over features of I_i (t - out)^2
+    double *eval_stats;     // (I, 2) running mean and M2 of eval_sq over the rows so far
     // per-step values the graph reads from device memory
     tms_step_state_t *state;     // (1)
-    tms_step_device_t *table;    // (TABLE_ROWS)
+    tms_step_device_t *table;    // (table_rows)
     // pinned host staging
     tms_step_state_t *h_state;   // (1)
-    tms_step_device_t *h_table;  // (TABLE_ROWS)
+    tms_step_device_t *h_table;  // (table_rows)
     float *h_loss;               // (I)
+    long long *h_diverged;       // (I)
+    double *h_eval_stats;        // (I, 2)
     cudaGraph_t graph;
     cudaGraphExec_t graph_exec;
 } cuda_ctx_t;
@@ -163,6 +205,7 @@ static int set_step(cuda_ctx_t *c, long long step, long long table_base) {
     // the previous copy from h_state has finished: every caller synchronised the stream
     c->h_state->step = step;
     c->h_state->table_base = table_base;
+    c->h_state->eval_subsequence = (long long)TMS_SUBSEQ_EVAL;
     cudaCheck(cudaMemcpyAsync(c->state, c->h_state, sizeof(tms_step_state_t), cudaMemcpyHostToDevice,
                               c->stream));
     return 0;
@@ -170,6 +213,41 @@ static int set_step(cuda_ctx_t *c, long long step, long long table_base) {
 
 // ----------------------------------------------------------------------------
 // one step
+
+// The forward pass up to the decoder GEMM, for `rows` samples per instance: x (I, rows, n)
+// -> h (I, rows, m) -> y (I, rows, n), each instance's slice contiguous. Shared by the
+// training step (rows = B) and the evaluation's chunks.
+static int forward(cuda_ctx_t *c, const float *x, float *h, float *y, int rows) {
+    const tms_model_t *M = &c->P.model;
+    const tms_layout_t *L = &c->L;
+    const int I = c->I, n = c->n, m = c->m;
+    const long long Rn = (long long)rows * n, Rm = (long long)rows * m, mn = (long long)m * n;
+    const float *W = c->params + L->offset[TMS_T_W];                                 // (I, m, n)
+    const float *W2 = L->present[TMS_T_W2] ? c->params + L->offset[TMS_T_W2] : NULL; // (I, n, m)
+    const float *b1 = L->present[TMS_T_B1] ? c->params + L->offset[TMS_T_B1] : NULL; // (I, m)
+
+    // z (R, m) = x (R, n) W^T, W (m, n). Column-major: z^T (m x R, ldc m) = W (m x n) x^T (n x R).
+    //   W row-major (m, n) reads as W^T (n x m, ld n): op T gives W, lda = n.
+    //   x row-major (R, n) reads as x^T (n x R, ld n): op N, ldb = n.
+    tmsCheck(nan_fill(c, h, (size_t)I * Rm));
+    tmsCheck(gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, m, rows, n, W, n, mn, x, n, Rn, 0.0f, h, m, Rm));
+    if (M->hidden_act == TMS_ACT_RELU) tmsCheck(bias_relu_forward(h, b1, I, rows, m, c->stream));
+
+    tmsCheck(nan_fill(c, y, (size_t)I * Rn));
+    if (M->decoder == TMS_DECODER_TIED) {
+        // y (R, n) = h (R, m) W (m, n)   (Wd = W^T, so Wd^T = W).
+        // Column-major: y^T (n x R, ldc n) = W^T (n x m) h^T (m x R).
+        //   W row-major (m, n) reads as W^T (n x m, ld n): op N, lda = n.
+        //   h row-major (R, m) reads as h^T (m x R, ld m): op N, ldb = m.
+        tmsCheck(gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, n, rows, m, W, n, mn, h, m, Rm, 0.0f, y, n, Rn));
+    } else {
+        // y (R, n) = h (R, m) W2^T, W2 (n, m). Column-major: y^T (n x R, ldc n) = W2 (n x m) h^T.
+        //   W2 row-major (n, m) reads as W2^T (m x n, ld m): op T gives W2, lda = m.
+        //   h row-major (R, m) reads as h^T (m x R, ld m): op N, ldb = m.
+        tmsCheck(gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, n, rows, m, W2, m, mn, h, m, Rm, 0.0f, y, n, Rn));
+    }
+    return 0;
+}
 
 // Enqueue one step on c->stream for the step in c->state: the batch, forward, loss,
 // gradients, and with `update` the optimiser step and the counter increment. Used
@@ -185,7 +263,6 @@ static int enqueue_step(cuda_ctx_t *c, int update) {
 
     float *W = c->params + L->offset[TMS_T_W];                                     // (I, m, n)
     float *W2 = L->present[TMS_T_W2] ? c->params + L->offset[TMS_T_W2] : NULL;     // (I, n, m)
-    float *b1 = L->present[TMS_T_B1] ? c->params + L->offset[TMS_T_B1] : NULL;     // (I, m)
     float *b = L->present[TMS_T_B] ? c->params + L->offset[TMS_T_B] : NULL;        // (I, n)
     float *gW = c->grads + L->offset[TMS_T_W];                                     // (I, m, n)
     float *gW2 = L->present[TMS_T_W2] ? c->grads + L->offset[TMS_T_W2] : NULL;     // (I, n, m)
@@ -197,29 +274,10 @@ static int enqueue_step(cuda_ctx_t *c, int update) {
     // ---- data
     tmsCheck(nan_fill(c, x, (size_t)I * Bn));
     if (target) tmsCheck(nan_fill(c, target, (size_t)I * Bn));
-    tmsCheck(sample(x, target, c->keys, c->density, &c->state->step, I, Bn, n, &c->P.data, s));
+    tmsCheck(sample(x, target, c->keys, c->density, &c->state->step, I, Bn, 0, n, &c->P.data, s));
 
-    // ---- forward
-    // z (B, m) = x (B, n) W^T, W (m, n). Column-major: z^T (m x B, ldc m) = W (m x n) x^T (n x B).
-    //   W row-major (m, n) reads as W^T (n x m, ld n): op T gives W, lda = n.
-    //   x row-major (B, n) reads as x^T (n x B, ld n): op N, ldb = n.
-    tmsCheck(nan_fill(c, h, (size_t)I * Bm));
-    tmsCheck(gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, m, B, n, W, n, mn, x, n, Bn, 0.0f, h, m, Bm));
-    if (hidden_relu) tmsCheck(bias_relu_forward(h, b1, I, B, m, s));
-
-    tmsCheck(nan_fill(c, y_dy, (size_t)I * Bn));
-    if (tied) {
-        // y (B, n) = h (B, m) W (m, n)   (Wd = W^T, so Wd^T = W).
-        // Column-major: y^T (n x B, ldc n) = W^T (n x m) h^T (m x B).
-        //   W row-major (m, n) reads as W^T (n x m, ld n): op N, lda = n.
-        //   h row-major (B, m) reads as h^T (m x B, ld m): op N, ldb = m.
-        tmsCheck(gemm(c, CUBLAS_OP_N, CUBLAS_OP_N, n, B, m, W, n, mn, h, m, Bm, 0.0f, y_dy, n, Bn));
-    } else {
-        // y (B, n) = h (B, m) W2^T, W2 (n, m). Column-major: y^T (n x B, ldc n) = W2 (n x m) h^T.
-        //   W2 row-major (n, m) reads as W2^T (m x n, ld m): op T gives W2, lda = m.
-        //   h row-major (B, m) reads as h^T (m x B, ld m): op N, ldb = m.
-        tmsCheck(gemm(c, CUBLAS_OP_T, CUBLAS_OP_N, n, B, m, W2, m, mn, h, m, Bm, 0.0f, y_dy, n, Bn));
-    }
+    // ---- forward: z = x W^T, h = act(z + b1), y = h Wd^T
+    tmsCheck(forward(c, x, h, y_dy, B));
 
     // ---- loss and dy (adds b, applies the output activation; dy overwrites y)
     tmsCheck(nan_fill(c, c->loss_partial, (size_t)I * c->loss_parts));
@@ -268,10 +326,11 @@ static int enqueue_step(cuda_ctx_t *c, int update) {
 
     if (!update) return 0;
 
-    // ---- optimiser and the next step
+    // ---- divergence, optimiser and the next step
+    tmsCheck(diverge_check(c->diverged, c->grads, c->loss_partial, L, c->loss_parts, &c->state->step, s));
     tmsCheck(adamw_update(c->params, c->adam_m, c->adam_v, c->grads, L, c->lr, c->weight_decay,
-                          c->table, &c->state->step, &c->state->table_base, c->P.beta1, c->P.beta2,
-                          c->P.eps, c->P.optimizer, s));
+                          c->table, &c->state->step, &c->state->table_base, c->diverged, c->P.beta1,
+                          c->P.beta2, c->P.eps, c->P.optimizer, s));
     step_advance_kernel1<<<1, 1, 0, s>>>(c->state);
     cudaCheck(cudaGetLastError());
     return 0;
@@ -288,7 +347,10 @@ static int load_kernels(void) {
     cudaCheck(cudaFuncGetAttributes(&attr, loss_reduce_kernel1));
     cudaCheck(cudaFuncGetAttributes(&attr, bias_grad_kernel1));
     cudaCheck(cudaFuncGetAttributes(&attr, adamw_kernel1));
+    cudaCheck(cudaFuncGetAttributes(&attr, diverge_check_kernel1));
     cudaCheck(cudaFuncGetAttributes(&attr, step_advance_kernel1));
+    cudaCheck(cudaFuncGetAttributes(&attr, eval_rows_kernel1));
+    cudaCheck(cudaFuncGetAttributes(&attr, eval_merge_kernel1));
     return 0;
 }
 
@@ -319,8 +381,9 @@ static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss
         return -1;
     }
     cudaCheck(cudaSetDevice(c->device));
-    for (long w0 = step_begin; w0 < step_end; w0 += TABLE_ROWS) {
-        const long w1 = step_end - w0 < TABLE_ROWS ? step_end : w0 + TABLE_ROWS;
+    const long window = c->table_rows;
+    for (long w0 = step_begin; w0 < step_end; w0 += window) {
+        const long w1 = step_end - w0 < window ? step_end : w0 + window;
         // the previous window's replays have read their rows and the staging copies are done
         cudaCheck(cudaStreamSynchronize(c->stream));
         for (long t = w0; t < w1; t++) {
@@ -334,8 +397,10 @@ static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss
             cudaCheck(cudaGraphLaunch(c->graph_exec, c->stream));
             if (t == step_begin) {
                 // the loss of step_begin's batch, before the next replay overwrites the partials
+                // (NaN for the instances frozen before step_begin)
                 tmsCheck(nan_fill(c, c->loss, (size_t)c->I));
-                tmsCheck(loss_reduce(c->loss, c->loss_partial, c->I, c->B, c->n, c->stream));
+                tmsCheck(loss_reduce(c->loss, c->loss_partial, c->diverged, c->I, c->B, c->n, step_begin,
+                                     c->stream));
                 cudaCheck(cudaMemcpyAsync(c->h_loss, c->loss, (size_t)c->I * sizeof(float),
                                           cudaMemcpyDeviceToHost, c->stream));
             }
@@ -372,6 +437,79 @@ static int cuda_get_state(tms_backend_t *be, float *params, float *adam_m, float
     return 0;
 }
 
+static int get_diverged_impl(cuda_ctx_t *c, long *diverged_step) {
+    cudaCheck(cudaSetDevice(c->device));
+    cudaCheck(cudaMemcpyAsync(c->h_diverged, c->diverged, (size_t)c->I * sizeof(long long),
+                              cudaMemcpyDeviceToHost, c->stream));
+    cudaCheck(cudaStreamSynchronize(c->stream));
+    for (int i = 0; i < c->I; i++) diverged_step[i] = (long)c->h_diverged[i];
+    return 0;
+}
+
+static int cuda_get_diverged(tms_backend_t *be, long *diverged_step) {
+    if (get_diverged_impl((cuda_ctx_t *)be->ctx, diverged_step) != 0) {
+        fprintf(stderr, "tms: CUDA backend: %s\n", tms_cuda_error);
+        return -1;
+    }
+    return 0;
+}
+
+// One chunk of the evaluation: rows [row0, row0 + rows) of every instance's evaluation
+// draw, forward, and their losses merged into eval_stats.
+static int enqueue_eval_chunk(cuda_ctx_t *c, long row0, int rows) {
+    const tms_model_t *M = &c->P.model;
+    const int I = c->I, n = c->n;
+    const long long Rn = (long long)rows * n;
+    float *target = c->eval_target != c->eval_x ? c->eval_target : NULL; // NULL: the target is x
+    float *b = c->L.present[TMS_T_B] ? c->params + c->L.offset[TMS_T_B] : NULL; // (I, n)
+    tmsCheck(nan_fill(c, c->eval_x, (size_t)I * Rn));
+    if (target) tmsCheck(nan_fill(c, target, (size_t)I * Rn));
+    // row0 is a multiple of eval_rows, itself a multiple of 4: the element offset row0 n is
+    // a multiple of 4, so each thread's four elements are one Philox block, as on the CPU
+    tmsCheck(sample(c->eval_x, target, c->keys, c->density, &c->state->eval_subsequence, I, Rn,
+                    (long long)row0 * n, n, &c->P.data, c->stream));
+    tmsCheck(forward(c, c->eval_x, c->eval_h, c->eval_y, rows));
+    tmsCheck(nan_fill(c, c->eval_sq, (size_t)I * rows));
+    tmsCheck(eval_rows(c->eval_sq, c->eval_y, c->eval_target, b, c->importance, I, rows, n,
+                       M->output_act == TMS_ACT_RELU, c->stream));
+    tmsCheck(eval_merge(c->eval_stats, c->eval_sq, I, rows, row0, c->stream));
+    return 0;
+}
+
+static int evaluate_impl(cuda_ctx_t *c, long samples, double *loss, double *loss_se) {
+    if (samples < 1) {
+        snprintf(tms_cuda_error, sizeof(tms_cuda_error), "evaluate: %ld samples (need at least 1)", samples);
+        return -1;
+    }
+    cudaCheck(cudaSetDevice(c->device));
+    cudaCheck(cudaStreamSynchronize(c->stream)); // h_state's last copy is done
+    tmsCheck(set_step(c, 0, 0)); // writes eval_subsequence (the step is not used here)
+    for (long row0 = 0; row0 < samples; row0 += c->eval_rows) {
+        const int rows = (int)(samples - row0 < c->eval_rows ? samples - row0 : c->eval_rows);
+        tmsCheck(enqueue_eval_chunk(c, row0, rows));
+    }
+    cudaCheck(cudaMemcpyAsync(c->h_eval_stats, c->eval_stats, 2 * (size_t)c->I * sizeof(double),
+                              cudaMemcpyDeviceToHost, c->stream));
+    cudaCheck(cudaStreamSynchronize(c->stream));
+    // S_r is the sum over features; the loss is the mean over features too
+    const double N = (double)samples, n = (double)c->n;
+    for (int i = 0; i < c->I; i++) {
+        const double mean = c->h_eval_stats[2 * (size_t)i], m2 = c->h_eval_stats[2 * (size_t)i + 1];
+        loss[i] = mean / n;
+        // the sample standard deviation of the per-sample losses / sqrt(samples); undefined for 1
+        if (loss_se) loss_se[i] = samples > 1 ? sqrt(m2 / (N - 1.0)) / sqrt(N) / n : NAN;
+    }
+    return 0;
+}
+
+static int cuda_evaluate(tms_backend_t *be, long samples, double *loss, double *loss_se) {
+    if (evaluate_impl((cuda_ctx_t *)be->ctx, samples, loss, loss_se) != 0) {
+        fprintf(stderr, "tms: CUDA backend: %s\n", tms_cuda_error);
+        return -1;
+    }
+    return 0;
+}
+
 // Frees what exists. Errors here are reported and otherwise ignored (nothing to undo).
 static void cuda_destroy(tms_backend_t *be) {
     cuda_ctx_t *c = (cuda_ctx_t *)be->ctx;
@@ -392,10 +530,12 @@ static void cuda_destroy(tms_backend_t *be) {
         void *device_buffers[] = {c->cublas_workspace, c->params, c->grads, c->adam_m, c->adam_v,
                                   c->importance, c->keys, c->density, c->lr, c->weight_decay, c->x,
                                   c->target != c->x ? c->target : NULL, // else it is x, freed once
-                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->state, c->table};
+                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->diverged,
+                                  c->eval_x, c->eval_target != c->eval_x ? c->eval_target : NULL,
+                                  c->eval_h, c->eval_y, c->eval_sq, c->eval_stats, c->state, c->table};
         for (size_t k = 0; k < sizeof(device_buffers) / sizeof(device_buffers[0]); k++)
             if (device_buffers[k]) KEEP_FIRST(cudaFree(device_buffers[k]));
-        void *host_buffers[] = {c->h_state, c->h_table, c->h_loss};
+        void *host_buffers[] = {c->h_state, c->h_table, c->h_loss, c->h_diverged, c->h_eval_stats};
         for (size_t k = 0; k < sizeof(host_buffers) / sizeof(host_buffers[0]); k++)
             if (host_buffers[k]) KEEP_FIRST(cudaFreeHost(host_buffers[k]));
         KEEP_FIRST(cudaStreamDestroy(c->stream));
@@ -411,6 +551,40 @@ static void cuda_destroy(tms_backend_t *be) {
 // ----------------------------------------------------------------------------
 // creation
 
+// Floats per evaluation row of one instance: x, the abs task's target, h, y, the sample's loss.
+static size_t eval_row_floats(const tms_problem_t *P) {
+    const size_t n = (size_t)P->model.n, m = (size_t)P->model.m;
+    return n + (tms_data_has_target(&P->data) ? n : 0) + m + n + 1;
+}
+
+// Evaluation rows per chunk: as many as EVAL_BYTES holds for all instances, a multiple of
+// 4 (the Philox block; see enqueue_eval_chunk), at least 4 and at most 2^24 (the most
+// samples a spec may ask for).
+static int eval_rows_default(const tms_problem_t *P) {
+    const size_t row_bytes = (size_t)P->instances * eval_row_floats(P) * sizeof(float);
+    size_t rows = EVAL_BYTES / (row_bytes ? row_bytes : 1);
+    if (rows > ((size_t)1 << 24)) rows = (size_t)1 << 24;
+    rows -= rows % 4;
+    return rows < 4 ? 4 : (int)rows;
+}
+
+// A positive integer from the environment variable `name` (a test override), `fallback`
+// when it is unset. Returns -1 with a message when it is set but not an integer in
+// [1, most] that is a multiple of `multiple`.
+static long env_rows(const char *name, long fallback, long most, long multiple) {
+    const char *text = getenv(name);
+    if (!text || !text[0]) return fallback;
+    char *end = NULL;
+    const long v = strtol(text, &end, 10);
+    if (*end != '\0' || v < 1 || v > most || v % multiple != 0) {
+        snprintf(tms_cuda_error, sizeof(tms_cuda_error),
+                 "%s=%s: expected an integer from 1 to %ld%s", name, text, most,
+                 multiple > 1 ? ", a multiple of 4" : "");
+        return -1;
+    }
+    return v;
+}
+
 extern "C" void tms_cuda_backend_bytes(const tms_problem_t *P, const tms_layout_t *L, size_t *fixed,
                                        size_t *per_instance) {
     const size_t n = (size_t)P->model.n, m = (size_t)P->model.m, B = (size_t)P->batch_size;
@@ -422,9 +596,11 @@ extern "C" void tms_cuda_backend_bytes(const tms_problem_t *P, const tms_layout_
                           + (tms_data_has_target(&P->data) ? B * n : 0) // the abs task's target
                           + n                            // importance
                           + (size_t)mse_loss_parts((long long)B * n) + 1 // loss partials, loss
-                          + 3;                           // density, lr, weight_decay
-    *per_instance = floats * sizeof(float) + sizeof(unsigned long long); // + the key
-    *fixed = TABLE_ROWS * sizeof(tms_step_device_t) + sizeof(tms_step_state_t) +
+                          + 3                            // density, lr, weight_decay
+                          + 4 * eval_row_floats(P);      // evaluation rows beyond EVAL_BYTES
+    *per_instance = floats * sizeof(float) + sizeof(unsigned long long) // + the key
+                    + sizeof(long long) + 2 * sizeof(double);          // + diverged, eval stats
+    *fixed = TABLE_ROWS * sizeof(tms_step_device_t) + sizeof(tms_step_state_t) + EVAL_BYTES +
              CUBLAS_WORKSPACE_BYTES + HEADROOM_BYTES;
 }
 
@@ -481,6 +657,11 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     c->loss_parts = mse_loss_parts((long long)c->B * c->n);
     const char *fill = getenv("TMS_CUDA_NAN_FILL");
     c->nan_fill = fill && fill[0] && strcmp(fill, "0") != 0;
+    const long table_rows = env_rows("TMS_CUDA_TABLE_ROWS", TABLE_ROWS, TABLE_ROWS, 1);
+    const long eval_rows = env_rows("TMS_CUDA_EVAL_ROWS", eval_rows_default(P), 1L << 24, 4);
+    if (table_rows < 0 || eval_rows < 0) return -1;
+    c->table_rows = (int)table_rows;
+    c->eval_rows = (int)eval_rows;
 
     cudaCheck(cudaGetDevice(&c->device));
     cudaDeviceProp prop;
@@ -530,11 +711,22 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     cudaCheck(cudaMalloc(&c->dh, I * B * m * sizeof(float)));
     cudaCheck(cudaMalloc(&c->loss_partial, I * (size_t)c->loss_parts * sizeof(float)));
     cudaCheck(cudaMalloc(&c->loss, I * sizeof(float)));
+    cudaCheck(cudaMalloc(&c->diverged, I * sizeof(long long)));
+    const size_t R = (size_t)c->eval_rows;
+    cudaCheck(cudaMalloc(&c->eval_x, I * R * n * sizeof(float)));
+    if (tms_data_has_target(&P->data)) cudaCheck(cudaMalloc(&c->eval_target, I * R * n * sizeof(float)));
+    else c->eval_target = c->eval_x;
+    cudaCheck(cudaMalloc(&c->eval_h, I * R * m * sizeof(float)));
+    cudaCheck(cudaMalloc(&c->eval_y, I * R * n * sizeof(float)));
+    cudaCheck(cudaMalloc(&c->eval_sq, I * R * sizeof(float)));
+    cudaCheck(cudaMalloc(&c->eval_stats, 2 * I * sizeof(double)));
     cudaCheck(cudaMalloc(&c->state, sizeof(tms_step_state_t)));
-    cudaCheck(cudaMalloc(&c->table, TABLE_ROWS * sizeof(tms_step_device_t)));
+    cudaCheck(cudaMalloc(&c->table, (size_t)c->table_rows * sizeof(tms_step_device_t)));
     cudaCheck(cudaMallocHost(&c->h_state, sizeof(tms_step_state_t)));
-    cudaCheck(cudaMallocHost(&c->h_table, TABLE_ROWS * sizeof(tms_step_device_t)));
+    cudaCheck(cudaMallocHost(&c->h_table, (size_t)c->table_rows * sizeof(tms_step_device_t)));
     cudaCheck(cudaMallocHost(&c->h_loss, I * sizeof(float)));
+    cudaCheck(cudaMallocHost(&c->h_diverged, I * sizeof(long long)));
+    cudaCheck(cudaMallocHost(&c->h_eval_stats, 2 * I * sizeof(double)));
     // after cublasSetStream, which resets the workspace to cuBLAS's own pool
     cublasCheck(cublasSetWorkspace(c->cublas, c->cublas_workspace, CUBLAS_WORKSPACE_BYTES));
 
@@ -557,7 +749,10 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
         settings[i] = P->inst[i].density;
         settings[I + i] = P->inst[i].lr;
         settings[2 * I + i] = P->inst[i].weight_decay;
+        c->h_diverged[i] = P->inst[i].diverged_step; // frozen before a resume stays frozen
     }
+    const cudaError_t e0 =
+        cudaMemcpyAsync(c->diverged, c->h_diverged, I * sizeof(long long), cudaMemcpyHostToDevice, s);
     const cudaError_t e1 = cudaMemcpyAsync(c->keys, keys, I * sizeof(*keys), cudaMemcpyHostToDevice, s);
     const cudaError_t e2 = cudaMemcpyAsync(c->density, settings, I * sizeof(float), cudaMemcpyHostToDevice, s);
     const cudaError_t e3 = cudaMemcpyAsync(c->lr, settings + I, I * sizeof(float), cudaMemcpyHostToDevice, s);
@@ -566,6 +761,7 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     const cudaError_t e5 = cudaStreamSynchronize(s); // pageable sources: finish before freeing them
     free(keys);
     free(settings);
+    cudaCheck(e0);
     cudaCheck(e1);
     cudaCheck(e2);
     cudaCheck(e3);
@@ -595,6 +791,8 @@ extern "C" int tms_cuda_backend_create(tms_backend_t *be, const tms_problem_t *P
     be->name = "cuda";
     be->train = cuda_train;
     be->get_state = cuda_get_state;
+    be->get_diverged = cuda_get_diverged;
+    be->evaluate = cuda_evaluate;
     be->destroy = cuda_destroy;
     if (create_impl(be, c, P, L, params, adam_m, adam_v, allow_tf32) != 0) {
         snprintf(err, errlen, "CUDA backend: %s", tms_cuda_error);
@@ -623,7 +821,8 @@ static int batch_impl(cuda_ctx_t *c, long step, float *x) {
     float *target = c->target != c->x ? c->target : NULL;
     tmsCheck(nan_fill(c, c->x, (size_t)c->I * Bn));
     if (target) tmsCheck(nan_fill(c, target, (size_t)c->I * Bn));
-    tmsCheck(sample(c->x, target, c->keys, c->density, &c->state->step, c->I, Bn, c->n, &c->P.data, c->stream));
+    tmsCheck(sample(c->x, target, c->keys, c->density, &c->state->step, c->I, Bn, 0, c->n, &c->P.data,
+                    c->stream));
     cudaCheck(cudaMemcpyAsync(x, c->x, (size_t)c->I * Bn * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
     cudaCheck(cudaStreamSynchronize(c->stream));
     return 0;
@@ -645,7 +844,8 @@ static int gradient_impl(cuda_ctx_t *c, long step, float *grads, float *loss) {
     tmsCheck(set_step(c, step, step));
     tmsCheck(enqueue_step(c, 0));
     tmsCheck(nan_fill(c, c->loss, (size_t)c->I));
-    tmsCheck(loss_reduce(c->loss, c->loss_partial, c->I, c->B, c->n, c->stream));
+    tmsCheck(loss_reduce(c->loss, c->loss_partial, c->diverged, c->I, c->B, c->n, LLONG_MIN, // no NaN: the
+                         c->stream));                                                        // losses computed
     if (grads)
         cudaCheck(cudaMemcpyAsync(grads, c->grads, c->L.total * sizeof(float), cudaMemcpyDeviceToHost,
                                   c->stream));

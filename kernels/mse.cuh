@@ -26,15 +26,23 @@
 
 #define MSE_BLOCK_SIZE 256
 
+// Threads per block of mse_kernel1: 256, or fewer (whole warps) when an instance's batch
+// has fewer elements, so tiny problems (n = 2, batch 4) do not start 256 threads per
+// instance to use 8.
+static inline int mse_block_size(long long per_instance) {
+    const long long warps = CEIL_DIV(per_instance, 32LL);
+    return warps * 32 < MSE_BLOCK_SIZE ? (int)(warps * 32) : MSE_BLOCK_SIZE;
+}
+
 // Partial sums per instance: one per block of mse_kernel1.
 static inline int mse_loss_parts(long long per_instance) {
-    return (int)CEIL_DIV(per_instance, (long long)MSE_BLOCK_SIZE);
+    return (int)CEIL_DIV(per_instance, (long long)mse_block_size(per_instance));
 }
 
 // ----------------------------------------------------------------------------
 // kernels
 
-// grid (mse_loss_parts(B n), instances in this chunk), block MSE_BLOCK_SIZE
+// grid (mse_loss_parts(B n), instances in this chunk), block mse_block_size(B n)
 __global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^T, out: dy
                             float *loss_partial,      // (I, gridDim.x)
                             const float *target,      // (I, B, n) x, or |x| for the abs task
@@ -61,15 +69,21 @@ __global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^
     if (threadIdx.x == 0) loss_partial[(size_t)inst * gridDim.x + blockIdx.x] = block_sum;
 }
 
-// grid (I), block 256: loss (I) = sum of the instance's partials / (B n)
+// grid (I), block a multiple of 32: loss (I) = sum of the instance's partials / (B n), or
+// NaN for an instance frozen by divergence before step_begin (diverged != 0 and <=
+// step_begin; one that diverged at step_begin itself reports that step's loss, as on the CPU)
 __global__ void loss_reduce_kernel1(float *loss,                // (I)
                                     const float *loss_partial,  // (I, parts)
-                                    int parts, double per_instance) {
+                                    const long long *diverged,  // (I) 0, or 1 + the step it diverged at
+                                    int parts, double per_instance, long long step_begin) {
     const float *p = loss_partial + (size_t)blockIdx.x * parts;
     double sum = 0.0;
     for (int j = threadIdx.x; j < parts; j += blockDim.x) sum += (double)p[j];
     sum = blockReduceSumD(sum);
-    if (threadIdx.x == 0) loss[blockIdx.x] = (float)(sum / per_instance);
+    if (threadIdx.x == 0) {
+        const long long d = diverged[blockIdx.x];
+        loss[blockIdx.x] = d != 0 && d <= step_begin ? NAN : (float)(sum / per_instance);
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -81,24 +95,27 @@ static inline int mse_forward_backward(float *y_dy, float *loss_partial, const f
                                        const float *bias, const float *importance, int instances,
                                        int batch, int n, int output_relu, cudaStream_t stream) {
     const int parts = mse_loss_parts((long long)batch * n);
+    const int block_size = mse_block_size((long long)batch * n);
     // the CPU's scale: host/cpu_backend.c, instance_pass()
     const float scale = tms_loss_scale(batch, n);
     const float two_scale = 2.0f * scale;
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;
-        mse_kernel1<<<dim3(parts, chunk), MSE_BLOCK_SIZE, 0, stream>>>(
+        mse_kernel1<<<dim3(parts, chunk), block_size, 0, stream>>>(
             y_dy, loss_partial, target, bias, importance, inst0, batch, n, output_relu, two_scale);
         cudaCheck(cudaGetLastError());
     }
     return 0;
 }
 
-static inline int loss_reduce(float *loss, const float *loss_partial, int instances, int batch,
-                              int n, cudaStream_t stream) {
-    const int block_size = 256;
+// loss (instances) of the batch whose partials mse_kernel1 wrote, NaN for the instances
+// frozen before step_begin (diverged, (instances)).
+static inline int loss_reduce(float *loss, const float *loss_partial, const long long *diverged,
+                              int instances, int batch, int n, long long step_begin, cudaStream_t stream) {
     const int parts = mse_loss_parts((long long)batch * n);
-    loss_reduce_kernel1<<<instances, block_size, 0, stream>>>(loss, loss_partial, parts,
-                                                              (double)batch * (double)n);
+    const int block_size = parts < 256 ? (int)CEIL_DIV(parts, 32) * 32 : 256;
+    loss_reduce_kernel1<<<instances, block_size, 0, stream>>>(loss, loss_partial, diverged, parts,
+                                                              (double)batch * (double)n, step_begin);
     cudaCheck(cudaGetLastError());
     return 0;
 }

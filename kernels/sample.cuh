@@ -29,21 +29,23 @@
 // kernels
 
 // grid (CEIL_DIV(CEIL_DIV(per_instance, 4), blockDim.x), instances in this chunk)
+// Writes elements [elem0, elem0 + per_instance) of each instance's draw (elem0 a multiple
+// of 4: 0 for a training batch, row0 * n for a chunk of the evaluation's rows).
 __global__ void sample_kernel1(float *x,                        // (I, per_instance) = (I, B, n)
                                float *target,                   // (I, per_instance), or NULL: target is x
                                const unsigned long long *keys,  // (I) Philox keys
                                const float *density,            // (I)
                                const long long *step,           // (1) the step: subsequence
-                               int inst0, long long per_instance, int n, int task, int sets,
-                               int set_size) {
+                               int inst0, long long per_instance, long long elem0, int n, int task,
+                               int sets, int set_size) {
     const int inst = inst0 + blockIdx.y;
     const long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const long long e = 4 * q;
+    const long long e = 4 * q; // in the buffer; elem0 + e in the draw
     if (e >= per_instance) return;
     const unsigned long long key = keys[inst];
     const unsigned long long subsequence = (unsigned long long)*step;
     curandStatePhilox4_32_10_t state;
-    curand_init(key, subsequence, (unsigned long long)e, &state);
+    curand_init(key, subsequence, (unsigned long long)(elem0 + e), &state);
     const float4 u4 = curand_uniform4(&state);
     const float u[4] = {u4.x, u4.y, u4.z, u4.w};
     const float p = density[inst];
@@ -53,7 +55,7 @@ __global__ void sample_kernel1(float *x,                        // (I, per_insta
     } else {
         const int sets_per_row = n / set_size;
         for (int l = 0; l < 4; l++) {
-            const long long el = e + l < per_instance ? e + l : e; // past the end: computed, not stored
+            const long long el = elem0 + (e + l < per_instance ? e + l : e); // past the end: not stored
             const long long row = el / n;
             const int i = (int)(el % n);
             const unsigned long long s = (unsigned long long)row * sets_per_row + i / set_size;
@@ -81,18 +83,28 @@ __global__ void sample_kernel1(float *x,                        // (I, per_insta
 // ----------------------------------------------------------------------------
 // launcher
 
-// x (instances, batch * n) for the step in *step, and target (same shape) when the data's
-// target is not x (tms_data_has_target); target is NULL otherwise.
+// x (instances, per_instance) for the subsequence in *step (the step, or TMS_SUBSEQ_EVAL):
+// elements [elem0, elem0 + per_instance) of each instance's draw, elem0 a multiple of 4
+// (so every thread's four elements are one Philox block) and of n (whole rows); and
+// target (same shape) when the data's target is not x (tms_data_has_target); target is
+// NULL otherwise.
 static inline int sample(float *x, float *target, const unsigned long long *keys, const float *density,
-                         const long long *step, int instances, long long per_instance, int n,
-                         const tms_data_t *data, cudaStream_t stream) {
-    const int block_size = 256;
+                         const long long *step, int instances, long long per_instance, long long elem0,
+                         int n, const tms_data_t *data, cudaStream_t stream) {
+    if (elem0 % 4 != 0 || elem0 % n != 0) {
+        snprintf(tms_cuda_error, sizeof(tms_cuda_error),
+                 "sample: element offset %lld is not a multiple of 4 and of n = %d", elem0, n);
+        return -1;
+    }
     const long long quads = CEIL_DIV(per_instance, 4LL);
+    // 256 threads, or whole warps for a small batch (quads < 256)
+    const int block_size = quads < 256 ? (int)CEIL_DIV(quads, 32LL) * 32 : 256;
     const unsigned grid_x = (unsigned)CEIL_DIV(quads, (long long)block_size);
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;
         sample_kernel1<<<dim3(grid_x, chunk), block_size, 0, stream>>>(
-            x, target, keys, density, step, inst0, per_instance, n, data->task, data->sets, data->set_size);
+            x, target, keys, density, step, inst0, per_instance, elem0, n, data->task, data->sets,
+            data->set_size);
         cudaCheck(cudaGetLastError());
     }
     return 0;

@@ -1,0 +1,75 @@
+// diverge.cuh: divergence detection, the CPU backend's rule (host/cpu_backend.c, cpu_train)
+// on the GPU. An instance whose loss or gradient on a step's batch is not finite is frozen
+// at that step: its parameters and Adam moments keep the values they had before the step
+// (adamw.cuh skips a frozen instance), and diverged[inst] records 1 + the step, the
+// tms_instance_t.diverged_step convention. The other instances are not affected: every
+// per-instance slice is computed on its own.
+//
+// The check runs inside the captured step graph, after the gradients and before AdamW, so
+// the step is read from the device counter (a graph's arguments are frozen), and the
+// result stays in device memory (diverged, (I)) where the AdamW kernel of the same replay
+// reads it. An instance frozen earlier (by this run, or before a resume: create() copies
+// tms_instance_t.diverged_step) keeps its first step: the check never overwrites a nonzero
+// entry.
+//
+// "The loss is not finite" is read from the loss kernel's per-block partial sums
+// (mse.cuh): a sum of finite non-negative terms is finite unless a float partial sum
+// overflows, as the CPU's float lane sums would; a NaN or an infinity anywhere in the
+// batch reaches its block's partial.
+#pragma once
+
+#include "cuda_common.cuh"
+#include "adamw.cuh"
+
+// ----------------------------------------------------------------------------
+// kernels
+
+// grid (I), one block per instance, blockDim a multiple of 32
+__global__ void diverge_check_kernel1(long long *diverged,         // (I) 0, or 1 + the step it diverged at
+                                      const float *grads,          // (L.total) flat layout
+                                      const float *loss_partial,   // (I, parts)
+                                      adamw_layout_t layout, long long per_instance_total, int parts,
+                                      const long long *step) {     // (1) the step being taken
+    const int inst = blockIdx.x;
+    float bad = 0.0f;
+    for (long long j = threadIdx.x; j < per_instance_total; j += blockDim.x) {
+        long long k = j;
+        size_t e = 0;
+#pragma unroll
+        for (int t = 0; t < TMS_NTENSORS; t++) {
+            const long long count = (long long)layout.per_instance[t];
+            if (k < count) {
+                e = layout.offset[t] + (size_t)inst * count + k;
+                break;
+            }
+            k -= count;
+        }
+        if (!isfinite(grads[e])) bad = 1.0f;
+    }
+    for (int j = threadIdx.x; j < parts; j += blockDim.x)
+        if (!isfinite(loss_partial[(size_t)inst * parts + j])) bad = 1.0f;
+    bad = blockReduceSum(bad); // a count of threads that saw a non-finite value: exact in float
+    if (threadIdx.x == 0 && bad > 0.0f && diverged[inst] == 0) diverged[inst] = *step + 1;
+}
+
+// ----------------------------------------------------------------------------
+// launcher
+
+static inline int diverge_check(long long *diverged, const float *grads, const float *loss_partial,
+                                const tms_layout_t *L, int parts, const long long *step, cudaStream_t stream) {
+    adamw_layout_t layout;
+    long long per_instance_total = 0;
+    for (int t = 0; t < TMS_NTENSORS; t++) {
+        layout.offset[t] = L->offset[t];
+        layout.per_instance[t] = L->present[t] ? L->per_instance[t] : 0;
+        per_instance_total += (long long)layout.per_instance[t];
+    }
+    // one warp per instance for tiny models, at most 256 threads
+    const long long work = per_instance_total > parts ? per_instance_total : parts;
+    long long block_size = CEIL_DIV(work, 32LL) * 32;
+    if (block_size > 256) block_size = 256;
+    diverge_check_kernel1<<<L->instances, (unsigned)block_size, 0, stream>>>(
+        diverged, grads, loss_partial, layout, per_instance_total, parts, step);
+    cudaCheck(cudaGetLastError());
+    return 0;
+}

@@ -780,13 +780,16 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
         return -1;
     }
 #ifdef TMS_HAVE_CUDA
+    // only auto and cuda ask CUDA: the query initialises the driver (time, and GPU memory
+    // for a context on a shared node), which --backend cpu must not cost
     char gpu[128] = "";
-    int have_gpu = tms_cuda_backend_available(gpu, sizeof(gpu));
+    const int have_gpu = strcmp(want, "cpu") != 0 && tms_cuda_backend_available(gpu, sizeof(gpu));
     if (strcmp(want, "cuda") == 0 && !have_gpu) {
-        snprintf(r->err, sizeof(r->err), "--backend cuda: no CUDA GPU is usable on this machine (use --backend cpu)");
+        snprintf(r->err, sizeof(r->err), "--backend cuda: no CUDA GPU is usable on this machine (%s; use --backend cpu)",
+                 gpu);
         return -1;
     }
-    if (have_gpu && strcmp(want, "cpu") != 0) {
+    if (have_gpu) {
         snprintf(r->backend_name, sizeof(r->backend_name), "cuda");
         r->tf32 = o->allow_tf32;
         if (tms_cuda_backend_create(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, o->allow_tf32, r->err,

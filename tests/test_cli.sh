@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# test_cli.sh TMS SCRATCH PYTHON: the tms binary end to end, as a user runs it.
+# test_cli.sh TMS SCRATCH PYTHON [BACKEND]: the tms binary end to end, as a user runs it, on
+# BACKEND (cpu, the default, or cuda; every `tms train` passes --backend BACKEND).
 #   - --version / --help; bad specs exit 2 with a message naming the field, leaving no run directory;
 #   - a small untied run: the .npy files load in numpy with the right shapes, the CSVs agree with
-#     the weights, the PNGs decode at the right size, the manifest is complete;
-#   - the same spec at 1 and 2 threads gives bitwise-identical parameters;
+#     the weights, the PNGs decode at the right size, the manifest is complete and names BACKEND;
+#   - cpu: the same spec at 1 and 2 threads gives bitwise-identical parameters; cuda: the same
+#     spec trained twice does (the GPU path is deterministic);
+#   - every model variant (decoder x hidden activation x output activation x bias: 16, and the 4
+#     with bias and a hidden ReLU but no hidden bias) trains under --set, to finite losses;
 #   - render redraws the images; an existing run directory is refused without --force.
 set -u
-tms=$1; scratch=$2; py=$3
+tms=$1; scratch=$2; py=$3; backend=${4:-cpu}
+case $backend in cpu|cuda) ;; *) echo "test_cli: BACKEND must be cpu or cuda, not '$backend'" >&2; exit 2 ;; esac
 rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -26,6 +31,9 @@ JSON
 bad() { # name expected-fragment spec-text [extra args]
     local name=$1 frag=$2 text=$3; shift 3
     printf '%s' "$text" > "bad_$name.json"
+    local named=0 a
+    for a in "$@"; do [ "$a" = --backend ] && named=1; done
+    [ $named -eq 1 ] || set -- "$@" --backend "$backend"
     "$tms" train "bad_$name.json" --out "run_$name" "$@" 2> "err_$name.txt"
     local rc=$?
     [ $rc -eq 2 ] || fail "$name: exit code $rc, expected 2"
@@ -39,26 +47,29 @@ bad json 'not valid JSON' '{"model": {"n_features": 5, "n_hidden": 2},}'
 bad missing 'model: missing' '{"data": {"density": 0.1}}'
 bad set 'train.steps: 0 is not allowed; expected an integer from 1' '{"model": {"n_features": 5, "n_hidden": 2}}' --set train.steps=0
 bad backend '--backend tpu: expected one of: auto, cpu, cuda' '{"model": {"n_features": 5, "n_hidden": 2}}' --backend tpu
-"$tms" train does-not-exist.json --out run_nofile 2> err_nofile.txt; rc=$?
+"$tms" train does-not-exist.json --out run_nofile --backend "$backend" 2> err_nofile.txt; rc=$?
 [ $rc -eq 2 ] && grep -q 'cannot open does-not-exist.json' err_nofile.txt && [ ! -e run_nofile ] || fail "missing spec file: rc $rc"
 
 # a real run, then its outputs read back by numpy
-"$tms" train good.json --out run1 --threads 1 --quiet || fail "train exit code"
-"$tms" train good.json --out run2 --threads 2 2> progress.txt || fail "train at 2 threads"
+"$tms" train good.json --out run1 --backend "$backend" --threads 1 --quiet || fail "train exit code"
+"$tms" train good.json --out run2 --backend "$backend" --threads 2 2> progress.txt || fail "train at 2 threads"
 grep -q 'step 300/300' progress.txt || fail "no progress lines in a non-terminal log"
-for f in W.npy W2.npy b1.npy b.npy optimizer/adam_m_W.npy optimizer/adam_v_b.npy; do
-    cmp -s "run1/$f" "run2/$f" || fail "1 and 2 threads differ in $f"
+# cpu: the thread count does not change the result; cuda (--threads is ignored there): two
+# runs of the same spec are bit-identical
+[ "$backend" = cpu ] && what="1 and 2 threads differ" || what="two identical cuda runs differ"
+for f in W.npy W2.npy b1.npy b.npy optimizer/adam_m_W.npy optimizer/adam_v_b.npy eval_loss.npy; do
+    cmp -s "run1/$f" "run2/$f" || fail "$what in $f"
 done
 [ ! -e run1.partial ] || fail "run1.partial left behind"
 
-"$py" - run1 <<'PY' || fail "numpy checks"
+"$py" - run1 "$backend" <<'PY' || fail "numpy checks"
 import csv, json, struct, sys
 import numpy as np
-d = sys.argv[1]
+d, backend = sys.argv[1:3]
 I, n, m = 4, 6, 2
 man = json.load(open(f"{d}/manifest.json"))
 assert man["status"] == "complete" and man["instances"] == I and man["steps_completed"] == 300, man
-assert man["spec"]["model"]["decoder"] == "untied" and man["backend"] == "cpu"
+assert man["spec"]["model"]["decoder"] == "untied" and man["backend"] == backend, (man["backend"], backend)
 assert man["tensors"] == {"W": [I, m, n], "W2": [I, n, m], "b1": [I, m], "b": [I, n]}, man["tensors"]
 W = np.load(f"{d}/W.npy"); W2 = np.load(f"{d}/W2.npy"); b1 = np.load(f"{d}/b1.npy"); b = np.load(f"{d}/b.npy")
 assert W.dtype == np.float32 and W.shape == (I, m, n) and W2.shape == (I, n, m), (W.shape, W2.shape)
@@ -111,23 +122,35 @@ assert png_size(f"{d}/contact_sheet.png") == (400, 220), png_size(f"{d}/contact_
 print("numpy checks passed")
 PY
 
-# every model combination trains and writes finite parameters of the documented shapes
+# every model combination trains and writes finite parameters of the documented shapes; with
+# bias and a hidden ReLU also without the hidden bias (model.hidden_bias false)
+variants=()
 for dec in tied untied; do for hid in none relu; do for outact in relu none; do for bias in true false; do
-    out="combo_${dec}_${hid}_${outact}_${bias}"
-    "$tms" train good.json --out "$out" --quiet --set train.steps=40 --set train.seeds=1 --set data.batch_size=64 \
-        --set model.decoder=$dec --set model.hidden_activation=$hid --set model.output_activation=$outact \
-        --set model.bias=$bias --set output.images=false || fail "combination $out does not train"
-    "$py" - "$out" $dec $hid $bias <<'PY' || fail "combination $out: outputs"
+    variants+=("$dec $hid $outact $bias true")
+    [ $hid = relu ] && [ $bias = true ] && variants+=("$dec $hid $outact $bias false")
+done; done; done; done
+for v in "${variants[@]}"; do
+    read -r dec hid outact bias hbias <<< "$v"
+    out="combo_${dec}_${hid}_${outact}_${bias}_${hbias}"
+    "$tms" train good.json --out "$out" --quiet --backend "$backend" --set train.steps=40 --set train.seeds=1 \
+        --set data.batch_size=64 --set model.decoder=$dec --set model.hidden_activation=$hid \
+        --set model.output_activation=$outact --set model.bias=$bias --set model.hidden_bias=$hbias \
+        --set output.images=false || fail "combination $out does not train"
+    "$py" - "$out" $dec $hid $bias $hbias "$backend" <<'PY' || fail "combination $out: outputs"
 import json, os, sys
 import numpy as np
-d, dec, hid, bias = sys.argv[1:]
+d, dec, hid, bias, hbias, backend = sys.argv[1:]
 W = np.load(f"{d}/W.npy"); assert W.shape == (2, 2, 6) and np.isfinite(W).all()
 assert os.path.exists(f"{d}/W2.npy") == (dec == "untied")
 assert os.path.exists(f"{d}/b.npy") == (bias == "true")
-assert os.path.exists(f"{d}/b1.npy") == (bias == "true" and hid == "relu")
-assert json.load(open(f"{d}/manifest.json"))["status"] == "complete"
+assert os.path.exists(f"{d}/b1.npy") == (bias == "true" and hid == "relu" and hbias == "true")
+man = json.load(open(f"{d}/manifest.json"))
+assert man["status"] == "complete" and man["backend"] == backend, (man["status"], man["backend"])
+L = np.load(f"{d}/loss.npy"); E = np.load(f"{d}/eval_loss.npy")
+assert np.isfinite(L).all() and np.isfinite(E).all() and (E > 0).all(), (L, E)
 PY
-done; done; done; done
+done
+[ ${#variants[@]} -eq 20 ] || fail "expected 20 model variants, ran ${#variants[@]}"
 
 # render redraws from the weights: same pixels
 cp run1/images/instance_00001.png before.png
@@ -138,15 +161,15 @@ cmp -s before.png run1/images/instance_00001.png || fail "render did not redraw 
 "$tms" render nowhere 2>/dev/null; [ $? -eq 2 ] || fail "render of a missing run must exit 2"
 
 # an existing run directory is refused, and replaced only with --force
-"$tms" train good.json --out run1 --quiet 2> err_exists.txt; rc=$?
+"$tms" train good.json --out run1 --backend "$backend" --quiet 2> err_exists.txt; rc=$?
 [ $rc -eq 2 ] && grep -q 'already exists' err_exists.txt || fail "existing run dir: rc $rc"
-"$tms" train good.json --out run1 --quiet --force --set train.steps=100 || fail "--force"
+"$tms" train good.json --out run1 --backend "$backend" --quiet --force --set train.steps=100 || fail "--force"
 "$py" -c "import json,sys; assert json.load(open('run1/manifest.json'))['steps_completed'] == 100" || fail "--force did not replace"
 
 # a runtime failure (an output path that cannot be created) exits 1 and leaves nothing complete
 touch blocker
-"$tms" train good.json --out blocker/run --quiet 2> err_rt.txt; rc=$?
+"$tms" train good.json --out blocker/run --backend "$backend" --quiet 2> err_rt.txt; rc=$?
 [ $rc -eq 1 ] && grep -q 'cannot create directory' err_rt.txt || fail "unwritable output: rc $rc $(cat err_rt.txt)"
 
-if [ $fails -ne 0 ]; then echo "test_cli: $fails failure(s)"; exit 1; fi
-echo "test_cli: all checks passed"
+if [ $fails -ne 0 ]; then echo "test_cli ($backend): $fails failure(s)"; exit 1; fi
+echo "test_cli ($backend): all checks passed"

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# test_faults.sh TMS SCRATCH PYTHON: sweeps that survive faults (issue 5), on the CPU.
+# test_faults.sh TMS SCRATCH PYTHON [BACKEND]: sweeps that survive faults (issue 5), on BACKEND
+# (cpu, the default, or cuda; every `tms train` passes --backend BACKEND, and every
+# bit-identity below compares runs of that one backend).
 #   - shards merged equal the single-process run bit for bit; merge refuses missing,
 #     duplicate and foreign shards, naming them; --shard auto reads Slurm's variables;
 #   - SIGTERM saves a checkpoint and exits 3; --resume finishes bit-identical to an
 #     uninterrupted run;
 #   - SIGKILL at random moments: every run directory is either complete or a resumable
 #     .partial whose files all load, and resuming it gives the uninterrupted result;
-#   - an instance with an absurd learning rate diverges, is marked and frozen, and the
-#     others end bit-identical to a run without it.
+#   - an instance with an absurd learning rate diverges, is marked and frozen at the step it
+#     diverged, and the others end bit-identical to the same grid with a sane learning rate
+#     in its place (and, cpu, to a run without it: the CPU trains each instance alone, while
+#     the GPU's batched GEMMs may pick another kernel for another instance count).
+# The interrupted runs train FAULTS_LONG_STEPS steps (default: 60000 on cpu, 2000 on cuda,
+# which an emulated GPU runs at a few thousand steps per second at best).
 set -u
-tms=$1; scratch=$2; py=$3
+tms=$1; scratch=$2; py=$3; backend=${4:-cpu}
+case $backend in cpu|cuda) ;; *) echo "test_faults: BACKEND must be cpu or cuda, not '$backend'" >&2; exit 2 ;; esac
+[ "$backend" = cpu ] && long=${FAULTS_LONG_STEPS:-60000} || long=${FAULTS_LONG_STEPS:-2000}
+ck=$((long / 30))
+tmsb() { "$tms" "$@" --backend "$backend"; } # tms with this test's backend (train only)
 rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -26,13 +36,13 @@ cat > sweep.json <<'JSON'
 JSON
 
 # ---- shards and merge
-"$tms" train sweep.json --out full --quiet || fail "single-process run"
-for k in 0 1 2; do "$tms" train sweep.json --out shard$k --shard $k/3 --quiet || fail "shard $k/3"; done
+tmsb train sweep.json --out full --quiet || fail "single-process run"
+for k in 0 1 2; do tmsb train sweep.json --out shard$k --shard $k/3 --quiet || fail "shard $k/3"; done
 "$tms" merge merged shard2 shard0 shard1 2>/dev/null || fail "merge"
 same full merged $STATE
 [ -f merged/contact_sheet.png ] && [ -f merged/images/instance_00002.png ] || fail "merge did not draw the images"
 "$py" -c "import json; m = json.load(open('merged/manifest.json')); assert len(m['merged_from']) == 3 and m['instances'] == 8" || fail "merged manifest"
-SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=4 SLURM_ARRAY_TASK_COUNT=3 "$tms" train sweep.json --out auto1 --shard auto --quiet || fail "--shard auto"
+SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=4 SLURM_ARRAY_TASK_COUNT=3 tmsb train sweep.json --out auto1 --shard auto --quiet || fail "--shard auto"
 same shard1 auto1 W.npy instances.csv
 expect() { # expect CODE FRAGMENT CMD...
     local code=$1 frag=$2; shift 2
@@ -41,19 +51,19 @@ expect() { # expect CODE FRAGMENT CMD...
 }
 expect 2 "missing shard 1/3" "$tms" merge m1 shard0 shard2
 expect 2 "are both shard 1/3" "$tms" merge m2 shard0 shard1 shard1 shard2
-"$tms" train sweep.json --out other1 --shard 1/3 --set train.steps=1000 --quiet
+tmsb train sweep.json --out other1 --shard 1/3 --set train.steps=1000 --quiet
 expect 2 "other1 was trained from a different spec" "$tms" merge m3 shard0 other1 shard2
-expect 2 "--shard 0/5 is empty" "$tms" train sweep.json --out empty --shard 0/5
-expect 2 "expected K/N" "$tms" train sweep.json --out bad --shard 3
+expect 2 "--shard 0/5 is empty" tmsb train sweep.json --out empty --shard 0/5
+expect 2 "expected K/N" tmsb train sweep.json --out bad --shard 3
 [ ! -e m1 ] && [ ! -e m2 ] && [ ! -e m3 ] || fail "a refused merge left output"
 
 # ---- SIGTERM, then --resume
-"$tms" train sweep.json --out ref --set train.steps=60000 --quiet || fail "reference run"
-"$tms" train sweep.json --out term --set train.steps=60000 --quiet &
+tmsb train sweep.json --out ref --set train.steps=$long --quiet || fail "reference run"
+"$tms" train sweep.json --out term --set train.steps=$long --backend "$backend" --quiet &
 pid=$!; sleep 0.7; kill -TERM $pid; wait $pid; rc=$?
 if [ $rc -eq 3 ]; then
     grep -q '"status":.*"interrupted"' term.partial/manifest.json || fail "SIGTERM: manifest not 'interrupted'"
-    "$tms" train --resume term --quiet || fail "resume after SIGTERM"
+    tmsb train --resume term --quiet || fail "resume after SIGTERM"
     same ref term $STATE
 elif [ $rc -eq 0 ]; then
     echo "note: the run finished before SIGTERM arrived; SIGTERM not exercised" >&2
@@ -61,10 +71,10 @@ else
     fail "SIGTERM: exit code $rc, expected 3"
 fi
 
-# ---- SIGKILL at random moments, with checkpoints every 2000 steps
+# ---- SIGKILL at random moments, with checkpoints every $ck steps
 for trial in 1 2 3 4 5; do
     d=kill$trial
-    "$tms" train sweep.json --out $d --set train.steps=60000 --checkpoint-every 2000 --quiet &
+    "$tms" train sweep.json --out $d --set train.steps=$long --checkpoint-every $ck --backend "$backend" --quiet &
     pid=$!
     sleep "$("$py" -c "import random; print(round(random.uniform(0.05, 2.5), 2))")"
     kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
@@ -83,42 +93,81 @@ for f in glob.glob(f"{d}/**/*.npy", recursive=True):
 for f in glob.glob(f"{d}/**/*.json", recursive=True):
     json.load(open(f))
 PY
-        "$tms" train --resume $d --quiet || fail "$d: resume"
+        tmsb train --resume $d --quiet || fail "$d: resume"
     fi
     same ref $d $STATE
 done
 
 # ---- divergence: one learning rate of the grid is absurd
-"$tms" train sweep.json --out div --set 'optimizer.lr=[1e-3, 1e5]' --set train.steps=300 --quiet || fail "divergence run"
-"$tms" train sweep.json --out nodiv --set train.steps=300 --quiet || fail "run without the bad lr"
-"$py" - <<'PY' || fail "divergence"
-import csv
+tmsb train sweep.json --out div --set 'optimizer.lr=[1e-3, 1e5]' --set train.steps=300 --quiet || fail "divergence run"
+tmsb train sweep.json --out sane --set 'optimizer.lr=[1e-3, 2e-3]' --set train.steps=300 --quiet || fail "run with a sane lr"
+[ "$backend" = cpu ] && { tmsb train sweep.json --out nodiv --set train.steps=300 --quiet || fail "run without the bad lr"; }
+"$py" - "$backend" <<'PY' || fail "divergence"
+import csv, sys
 import numpy as np
+backend = sys.argv[1]
 rows = list(csv.DictReader(open("div/instances.csv")))
 bad = [i for i, r in enumerate(rows) if float(r["lr"]) > 1]
 good = [i for i, r in enumerate(rows) if float(r["lr"]) < 1]
+assert len(bad) == 8 and len(good) == 8, (bad, good)
 assert all(rows[i]["diverged"] == "1" and rows[i]["diverged_step"] != "" for i in bad), [rows[i] for i in bad]
 assert all(rows[i]["diverged"] == "0" and rows[i]["diverged_step"] == "" for i in good)
 D = np.load("div/diverged_step.npy")
 assert all(D[i] == int(rows[i]["diverged_step"]) + 1 for i in bad) and (D[good] == 0).all()
-# the healthy instances end exactly as in a run without the bad learning rate
-for name in ("W", "b"):
-    a, b = np.load(f"div/{name}.npy"), np.load(f"nodiv/{name}.npy")
-    assert np.array_equal(a[good], b), name
+# a real step, not "unknown" (-1): the backend detected the divergence itself
+assert all(1 <= D[i] <= 300 for i in bad), D
+# the healthy instances end exactly as in the same grid with a sane lr in the bad slots
+S = np.load("sane/diverged_step.npy")
+assert (S == 0).all(), S
+for name in ("W", "b", "optimizer/adam_m_W", "optimizer/adam_v_b"):
+    a, b = np.load(f"div/{name}.npy"), np.load(f"sane/{name}.npy")
+    assert np.array_equal(a[good], b[good]), name
+    assert not np.array_equal(a[bad], b[bad]), name  # not vacuous: the bad slots differ
+# cpu: and as in a run without the bad instances at all (a different instance count)
+if backend == "cpu":
+    for name in ("W", "b"):
+        a, b = np.load(f"div/{name}.npy"), np.load(f"nodiv/{name}.npy")
+        assert np.array_equal(a[good], b), name
 # a frozen instance keeps the parameters it had when it diverged: finite, and its loss
 # log is NaN after the step it diverged at
 L = np.load("div/loss.npy")
 for i in bad:
     assert np.isfinite(np.load("div/W.npy")[i]).all()
     assert np.isnan(L[i, 1:]).all()
+    assert np.isfinite(L[i, :(D[i] - 1) // 100]).all()  # logs before the step it diverged at
 print("divergence checks passed")
 PY
 
+# instances frozen before a resume stay frozen: the same grid stopped by SIGTERM after the
+# divergence (at the end of a log_every chunk), then resumed, ends as the run never stopped.
+# Were the frozen instances not frozen again after the resume, they would train on from
+# their frozen state and diverge again at a later step.
+quarter=$((long / 4))
+tmsb train sweep.json --out divref --set 'optimizer.lr=[1e-3, 1e5]' --set train.steps=$quarter --quiet || fail "divref"
+"$tms" train sweep.json --out divres --set 'optimizer.lr=[1e-3, 1e5]' --set train.steps=$quarter --backend "$backend" \
+    --quiet &
+pid=$!
+for _ in $(seq 200); do [ -e divres.partial/manifest.json ] && break; sleep 0.05; done
+sleep 0.2; kill -TERM $pid; wait $pid; rc=$?
+if [ $rc -eq 3 ]; then
+    "$py" -c "
+import numpy as np
+D = np.load('divres.partial/checkpoint/diverged_step.npy')
+assert (D > 0).sum() == 8, D
+" || fail "the checkpoint after the divergence does not record 8 frozen instances"
+    tmsb train --resume divres --quiet || fail "resume of the diverged run"
+    same divref divres $STATE
+elif [ $rc -eq 0 ]; then
+    echo "note: the diverged run finished before SIGTERM arrived; its resume not exercised" >&2
+else
+    fail "SIGTERM to the diverged run: exit code $rc, expected 3"
+fi
+
 # ---- out of space (a file-size limit stands in for a full disk): exit 1, a clear message,
 # nothing under the final name, the partial run marked failed
-(ulimit -f 20; "$tms" train sweep.json --out full_disk --set train.steps=100 --quiet 2> err_disk.txt); rc=$?
+(ulimit -f 20; tmsb train sweep.json --out full_disk --set train.steps=100 --quiet 2> err_disk.txt); rc=$?
 [ $rc -eq 1 ] && grep -q "File too large" err_disk.txt && [ ! -e full_disk ] || fail "disk full: rc $rc, $(cat err_disk.txt)"
 grep -q '"status":.*"failed"' full_disk.partial/manifest.json || fail "disk full: manifest not 'failed'"
 
-if [ $fails -ne 0 ]; then echo "test_faults: $fails failure(s)"; exit 1; fi
-echo "test_faults: all checks passed"
+if [ $fails -ne 0 ]; then echo "test_faults ($backend): $fails failure(s)"; exit 1; fi
+echo "test_faults ($backend): all checks passed"

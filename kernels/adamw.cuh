@@ -92,9 +92,9 @@ static inline int adamw_update(float *params, float *adam_m, float *adam_v, cons
         layout.per_instance[t] = L->present[t] ? L->per_instance[t] : 0;
         per_instance_total += (long long)layout.per_instance[t];
     }
-    // tiny models (n = 5, m = 2: 15 parameters) get one warp per instance, not 256 threads
-    long long block_size = CEIL_DIV(per_instance_total, 32LL) * 32;
-    if (block_size > 256) block_size = 256;
+    // tiny models (n = 5, m = 2: 15 parameters) get a block of just their parameters, not 256
+    // threads (smaller than a warp: no reduction here, so any block size works)
+    const long long block_size = per_instance_total < 256 ? per_instance_total : 256;
     const unsigned grid_x = (unsigned)CEIL_DIV(per_instance_total, block_size);
     for (int inst0 = 0; inst0 < L->instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = L->instances - inst0 < TMS_MAX_GRID_Y ? L->instances - inst0 : TMS_MAX_GRID_Y;

@@ -24,14 +24,17 @@
 // ----------------------------------------------------------------------------
 // kernels
 
-// grid (I), one block per instance, blockDim a multiple of 32
+// grid (I), one block per instance, any block size
 __global__ void diverge_check_kernel1(long long *diverged,         // (I) 0, or 1 + the step it diverged at
                                       const float *grads,          // (L.total) flat layout
                                       const float *loss_partial,   // (I, parts)
                                       adamw_layout_t layout, long long per_instance_total, int parts,
                                       const long long *step) {     // (1) the step being taken
+    __shared__ int any_bad;
     const int inst = blockIdx.x;
-    float bad = 0.0f;
+    if (threadIdx.x == 0) any_bad = 0;
+    __syncthreads();
+    int bad = 0;
     for (long long j = threadIdx.x; j < per_instance_total; j += blockDim.x) {
         long long k = j;
         size_t e = 0;
@@ -44,12 +47,13 @@ __global__ void diverge_check_kernel1(long long *diverged,         // (I) 0, or 
             }
             k -= count;
         }
-        if (!isfinite(grads[e])) bad = 1.0f;
+        if (!isfinite(grads[e])) bad = 1;
     }
     for (int j = threadIdx.x; j < parts; j += blockDim.x)
-        if (!isfinite(loss_partial[(size_t)inst * parts + j])) bad = 1.0f;
-    bad = blockReduceSum(bad); // a count of threads that saw a non-finite value: exact in float
-    if (threadIdx.x == 0 && bad > 0.0f && diverged[inst] == 0) diverged[inst] = *step + 1;
+        if (!isfinite(loss_partial[(size_t)inst * parts + j])) bad = 1;
+    if (bad) atomicMax(&any_bad, 1); // an OR over the block, without a warp reduction's full warps
+    __syncthreads();
+    if (threadIdx.x == 0 && any_bad && diverged[inst] == 0) diverged[inst] = *step + 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -64,10 +68,10 @@ static inline int diverge_check(long long *diverged, const float *grads, const f
         layout.per_instance[t] = L->present[t] ? L->per_instance[t] : 0;
         per_instance_total += (long long)layout.per_instance[t];
     }
-    // one warp per instance for tiny models, at most 256 threads
+    // a thread per element up to 256 (a tiny model's block is smaller than a warp: it takes a
+    // warp's slot on the GPU all the same, and spares the emulator idle threads)
     const long long work = per_instance_total > parts ? per_instance_total : parts;
-    long long block_size = CEIL_DIV(work, 32LL) * 32;
-    if (block_size > 256) block_size = 256;
+    const long long block_size = work < 256 ? work : 256;
     diverge_check_kernel1<<<L->instances, (unsigned)block_size, 0, stream>>>(
         diverged, grads, loss_partial, layout, per_instance_total, parts, step);
     cudaCheck(cudaGetLastError());

@@ -86,7 +86,7 @@ __global__ void eval_merge_kernel1(double *stats,            // (I, 2) in/out: m
 static inline int eval_rows(float *sample_sq, const float *y, const float *target, const float *bias,
                             const float *importance, int instances, int rows, int n, int output_relu,
                             cudaStream_t stream) {
-    const int block_size = rows < 256 ? (int)CEIL_DIV(rows, 32) * 32 : 256;
+    const int block_size = rows < 256 ? rows : 256; // no reduction: any block size
     const unsigned grid_x = (unsigned)CEIL_DIV(rows, block_size);
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;

@@ -97,8 +97,8 @@ static inline int sample(float *x, float *target, const unsigned long long *keys
         return -1;
     }
     const long long quads = CEIL_DIV(per_instance, 4LL);
-    // 256 threads, or whole warps for a small batch (quads < 256)
-    const int block_size = quads < 256 ? (int)CEIL_DIV(quads, 32LL) * 32 : 256;
+    // 256 threads, or one per block of four for a small batch (no reduction: any block size)
+    const int block_size = quads < 256 ? (int)quads : 256;
     const unsigned grid_x = (unsigned)CEIL_DIV(quads, (long long)block_size);
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;

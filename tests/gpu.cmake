@@ -8,6 +8,8 @@ set(TMS_GPU_TESTS
   gpu_train    # 2,000-step runs to 1e-3; graph replay across constant-table windows
   gpu_nanfill  # outputs NaN-filled before each kernel are all overwritten
   gpu_memory   # a problem too big fails at once, saying how many instances fit
+  gpu_eval     # the final evaluation (loss, standard error) against a per-sample CPU reference
+  gpu_chunks   # 65,537 instances: the launchers' chunks over gridDim.y, one step and the evaluation
 )
 foreach(t ${TMS_GPU_TESTS})
   add_executable(test_${t} ${CMAKE_CURRENT_LIST_DIR}/gpu/test_${t}.c)

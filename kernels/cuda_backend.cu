@@ -49,7 +49,7 @@
 // Divergence: the CPU backend's rule. An instance whose loss or gradient is not finite at
 // step t is frozen with the parameters and Adam moments it had before t; get_diverged()
 // returns t + 1 for it (tms_instance_t.diverged_step), train() reports NaN as its loss for
-// every later step_begin, and an instance frozen before a resume (create() copies
+// every later train() call, and an instance frozen before a resume (create() copies
 // P->inst[i].diverged_step) stays frozen. The other instances are unaffected.
 //
 // Evaluation (evaluate()): each instance's loss on `samples` fresh rows of its evaluation
@@ -81,7 +81,6 @@
 #define TMS_HAVE_CUDA // declare the CUDA entry points of tms.h, checked against these definitions
 #endif
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +150,7 @@ typedef struct {
     float *loss;            // (I)
     int loss_parts;
     long long *diverged;    // (I) 0 healthy, else 1 + the step it diverged at (frozen)
+    long long *frozen_at_begin; // (I) diverged as it was before train()'s first step
     // evaluation chunk buffers, each instance's slice contiguous, rows <= eval_rows
     float *eval_x;          // (I, rows, n)
     float *eval_target;     // (I, rows, n) |x| for the abs task; eval_x when the target is x
@@ -393,14 +393,18 @@ static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss
         cudaCheck(cudaMemcpyAsync(c->table, c->h_table, (size_t)(w1 - w0) * sizeof(tms_step_device_t),
                                   cudaMemcpyHostToDevice, c->stream));
         tmsCheck(set_step(c, w0, w0));
+        // which instances were frozen before step_begin: their reported loss is NaN (the CPU
+        // reports NaN for an instance frozen when train() starts)
+        if (w0 == step_begin)
+            cudaCheck(cudaMemcpyAsync(c->frozen_at_begin, c->diverged, (size_t)c->I * sizeof(long long),
+                                      cudaMemcpyDeviceToDevice, c->stream));
         for (long t = w0; t < w1; t++) {
             cudaCheck(cudaGraphLaunch(c->graph_exec, c->stream));
             if (t == step_begin) {
                 // the loss of step_begin's batch, before the next replay overwrites the partials
                 // (NaN for the instances frozen before step_begin)
                 tmsCheck(nan_fill(c, c->loss, (size_t)c->I));
-                tmsCheck(loss_reduce(c->loss, c->loss_partial, c->diverged, c->I, c->B, c->n, step_begin,
-                                     c->stream));
+                tmsCheck(loss_reduce(c->loss, c->loss_partial, c->frozen_at_begin, c->I, c->B, c->n, c->stream));
                 cudaCheck(cudaMemcpyAsync(c->h_loss, c->loss, (size_t)c->I * sizeof(float),
                                           cudaMemcpyDeviceToHost, c->stream));
             }
@@ -530,7 +534,7 @@ static void cuda_destroy(tms_backend_t *be) {
         void *device_buffers[] = {c->cublas_workspace, c->params, c->grads, c->adam_m, c->adam_v,
                                   c->importance, c->keys, c->density, c->lr, c->weight_decay, c->x,
                                   c->target != c->x ? c->target : NULL, // else it is x, freed once
-                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->diverged,
+                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->diverged, c->frozen_at_begin,
                                   c->eval_x, c->eval_target != c->eval_x ? c->eval_target : NULL,
                                   c->eval_h, c->eval_y, c->eval_sq, c->eval_stats, c->state, c->table};
         for (size_t k = 0; k < sizeof(device_buffers) / sizeof(device_buffers[0]); k++)
@@ -599,7 +603,7 @@ extern "C" void tms_cuda_backend_bytes(const tms_problem_t *P, const tms_layout_
                           + 3                            // density, lr, weight_decay
                           + 4 * eval_row_floats(P);      // evaluation rows beyond EVAL_BYTES
     *per_instance = floats * sizeof(float) + sizeof(unsigned long long) // + the key
-                    + sizeof(long long) + 2 * sizeof(double);          // + diverged, eval stats
+                    + 2 * sizeof(long long) + 2 * sizeof(double);      // + divergence flags, eval stats
     *fixed = TABLE_ROWS * sizeof(tms_step_device_t) + sizeof(tms_step_state_t) + EVAL_BYTES +
              CUBLAS_WORKSPACE_BYTES + HEADROOM_BYTES;
 }
@@ -712,6 +716,7 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     cudaCheck(cudaMalloc(&c->loss_partial, I * (size_t)c->loss_parts * sizeof(float)));
     cudaCheck(cudaMalloc(&c->loss, I * sizeof(float)));
     cudaCheck(cudaMalloc(&c->diverged, I * sizeof(long long)));
+    cudaCheck(cudaMalloc(&c->frozen_at_begin, I * sizeof(long long)));
     const size_t R = (size_t)c->eval_rows;
     cudaCheck(cudaMalloc(&c->eval_x, I * R * n * sizeof(float)));
     if (tms_data_has_target(&P->data)) cudaCheck(cudaMalloc(&c->eval_target, I * R * n * sizeof(float)));
@@ -844,8 +849,7 @@ static int gradient_impl(cuda_ctx_t *c, long step, float *grads, float *loss) {
     tmsCheck(set_step(c, step, step));
     tmsCheck(enqueue_step(c, 0));
     tmsCheck(nan_fill(c, c->loss, (size_t)c->I));
-    tmsCheck(loss_reduce(c->loss, c->loss_partial, c->diverged, c->I, c->B, c->n, LLONG_MIN, // no NaN: the
-                         c->stream));                                                        // losses computed
+    tmsCheck(loss_reduce(c->loss, c->loss_partial, NULL, c->I, c->B, c->n, c->stream)); // the losses computed
     if (grads)
         cudaCheck(cudaMemcpyAsync(grads, c->grads, c->L.total * sizeof(float), cudaMemcpyDeviceToHost,
                                   c->stream));

@@ -70,20 +70,18 @@ __global__ void mse_kernel1(float *y_dy,              // (I, B, n) in: y = h Wd^
 }
 
 // grid (I), block a multiple of 32: loss (I) = sum of the instance's partials / (B n), or
-// NaN for an instance frozen by divergence before step_begin (diverged != 0 and <=
-// step_begin; one that diverged at step_begin itself reports that step's loss, as on the CPU)
+// NaN for an instance that was frozen by divergence before this batch's step (frozen: the
+// divergence flags as they were before the step; one that diverges at this step itself
+// reports this step's loss, as on the CPU)
 __global__ void loss_reduce_kernel1(float *loss,                // (I)
                                     const float *loss_partial,  // (I, parts)
-                                    const long long *diverged,  // (I) 0, or 1 + the step it diverged at
-                                    int parts, double per_instance, long long step_begin) {
+                                    const long long *frozen,    // (I) nonzero: frozen before the step
+                                    int parts, double per_instance) {
     const float *p = loss_partial + (size_t)blockIdx.x * parts;
     double sum = 0.0;
     for (int j = threadIdx.x; j < parts; j += blockDim.x) sum += (double)p[j];
     sum = blockReduceSumD(sum);
-    if (threadIdx.x == 0) {
-        const long long d = diverged[blockIdx.x];
-        loss[blockIdx.x] = d != 0 && d <= step_begin ? NAN : (float)(sum / per_instance);
-    }
+    if (threadIdx.x == 0) loss[blockIdx.x] = frozen && frozen[blockIdx.x] != 0 ? NAN : (float)(sum / per_instance);
 }
 
 // ----------------------------------------------------------------------------
@@ -109,13 +107,13 @@ static inline int mse_forward_backward(float *y_dy, float *loss_partial, const f
 }
 
 // loss (instances) of the batch whose partials mse_kernel1 wrote, NaN for the instances
-// frozen before step_begin (diverged, (instances)).
-static inline int loss_reduce(float *loss, const float *loss_partial, const long long *diverged,
-                              int instances, int batch, int n, long long step_begin, cudaStream_t stream) {
+// frozen before its step (frozen, (instances): nonzero for those; NULL: none).
+static inline int loss_reduce(float *loss, const float *loss_partial, const long long *frozen,
+                              int instances, int batch, int n, cudaStream_t stream) {
     const int parts = mse_loss_parts((long long)batch * n);
     const int block_size = parts < 256 ? (int)CEIL_DIV(parts, 32) * 32 : 256;
-    loss_reduce_kernel1<<<instances, block_size, 0, stream>>>(loss, loss_partial, diverged, parts,
-                                                              (double)batch * (double)n, step_begin);
+    loss_reduce_kernel1<<<instances, block_size, 0, stream>>>(loss, loss_partial, frozen, parts,
+                                                              (double)batch * (double)n);
     cudaCheck(cudaGetLastError());
     return 0;
 }

@@ -11,6 +11,7 @@ set(TMS_GPU_TESTS
   gpu_eval     # the final evaluation (loss, standard error) against a per-sample CPU reference
   gpu_chunks   # 65,537 instances: the launchers' chunks over gridDim.y, one step and the evaluation
   gpu_diverge  # divergence freezing as on the CPU, inside the graph; frozen instances stay frozen on resume
+  gpu_runs     # whole runs: feature sets and the abs task against the CPU, TF32, shards bit-identical
 )
 foreach(t ${TMS_GPU_TESTS})
   add_executable(test_${t} ${CMAKE_CURRENT_LIST_DIR}/gpu/test_${t}.c)

@@ -5,8 +5,8 @@
 set(TMS_GPU_TESTS
   gpu_batch    # the batch drawn on the GPU equals the CPU's, bit for bit
   gpu_step     # gradients and one step, every model combination, 1e-5 relative
-  gpu_train    # 2,000-step runs to 1e-3; graph replay across constant-table windows
-  gpu_nanfill  # outputs NaN-filled before each kernel are all overwritten
+  gpu_train    # 600-step runs: early loss curve, final evaluation and geometry; table windows vs the CPU
+  gpu_nanfill  # outputs NaN-filled before each kernel are all overwritten (evaluation too)
   gpu_memory   # a problem too big fails at once, saying how many instances fit
   gpu_eval     # the final evaluation (loss, standard error) against a per-sample CPU reference
   gpu_chunks   # 65,537 instances: the launchers' chunks over gridDim.y, one step and the evaluation

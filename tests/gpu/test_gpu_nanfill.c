@@ -3,8 +3,9 @@
 // GEMM that writes it (inside the captured graph too); this test also fills every work
 // buffer with NaN itself first. After a gradient pass and after training steps, no device
 // buffer may hold a NaN (an unwritten gradient element would also poison its parameter),
-// and the results must still match the CPU. Every model combination; shapes chosen so
-// that no dimension is a multiple of the kernels' block sizes.
+// and the results must still match the CPU; so must the evaluation's losses (its buffers
+// are NaN-filled before each writer too). Every model combination; shapes chosen so that
+// no dimension is a multiple of the kernels' block sizes.
 #define _POSIX_C_SOURCE 200809L
 #include "gpu_check.h"
 
@@ -58,6 +59,17 @@ static void check_combination(int combo) {
     CHECK(gpu.get_state(&gpu, pg, NULL, NULL) == 0, "gpu state");
     mismatches += compare_state("params after 3 steps", L, pg, pc, 1e-5, 1e-5);
     mismatches += compare("loss of step 0", loss, loss_c, (size_t)I, 1e-7, 1e-5);
+    // the evaluation's buffers are NaN-filled before each writer too: an unwritten element
+    // would make a loss NaN (37 samples: chunk rows that are not a multiple of any block)
+    double ec[3], eg[3];
+    float fc[3], fg[3];
+    CHECK(tms_cpu_eval_loss(&g.P, L, pg, 37, 1, ec) == 0, "cpu eval");
+    CHECK(gpu.evaluate(&gpu, 37, eg, NULL) == 0, "gpu evaluate");
+    for (int i = 0; i < 3; i++) {
+        fc[i] = (float)ec[i];
+        fg[i] = (float)eg[i];
+    }
+    mismatches += compare("evaluation loss", fg, fc, 3, 1e-7, 1e-5);
     CHECK(mismatches == 0, "%s: %ld mismatches with the CPU", mname, mismatches);
     cpu.destroy(&cpu);
     gpu.destroy(&gpu);

@@ -871,6 +871,8 @@ static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, 
     install_stop_handlers();
     int rc = train_loop(r, be, partial, o->quiet);
     if (rc == 1) {
+        be->destroy(be); // the checkpoint holds the state; free the backend (a GPU's memory) before exiting
+        be->ctx = NULL;
         write_manifest(r, partial, "interrupted", NULL);
         fprintf(stderr, "tms: stopped by signal %d at step %ld; checkpoint saved in %s/checkpoint; continue with: tms train --resume %s\n",
                 (int)stop_signal, r->steps_done, partial, o->out_dir);

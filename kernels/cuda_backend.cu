@@ -500,8 +500,9 @@ static int evaluate_impl(cuda_ctx_t *c, long samples, double *loss, double *loss
     for (int i = 0; i < c->I; i++) {
         const double mean = c->h_eval_stats[2 * (size_t)i], m2 = c->h_eval_stats[2 * (size_t)i + 1];
         loss[i] = mean / n;
-        // the sample standard deviation of the per-sample losses / sqrt(samples); undefined for 1
-        if (loss_se) loss_se[i] = samples > 1 ? sqrt(m2 / (N - 1.0)) / sqrt(N) / n : NAN;
+        // the sample standard deviation of the per-sample losses / sqrt(samples); 0 for a single
+        // sample, as the CPU's tms_cpu_eval_loss reports it
+        if (loss_se) loss_se[i] = samples > 1 ? sqrt(m2 / (N - 1.0)) / sqrt(N) / n : 0.0;
     }
     return 0;
 }

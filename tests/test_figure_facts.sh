@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_figure_facts.sh TMS SCRATCH PYTHON: the quantitative facts the figures rest on
+# test_figure_facts.sh TMS SCRATCH PYTHON [BACKEND]: the quantitative facts the figures rest on
 # (REFERENCE.md), at sizes CI affords (a few seconds on 2 cores):
 #   - dense D*: at density 1, dimensions per feature D* = m / ||W||_F^2 is 1 within 3%
 #     (n=20, m=5, I=0.7^i, the basic-results model; n=5, m=2, I=0.9^i, the intro model; and
@@ -11,7 +11,7 @@
 #     as an antipodal pair (norms within 10% of 1, W_0 = -W_1 within 0.1).
 # The pentagon (D_i near 2/5) is test_pentagon.sh.
 set -u
-tms=$1; scratch=$2; py=$3
+tms=$1; scratch=$2; py=$3; backend=${4:-cpu} # BACKEND: cpu (default) or cuda, named on every train
 rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -34,7 +34,7 @@ cat > phase.json <<'JSON'
  "train": {"steps": 10000, "seeds": 4}, "output": {"images": false, "contact_sheet": false}}
 JSON
 for s in dense20 dense5 dense_uniform phase; do
-    "$tms" train "$s.json" --out "$s" --quiet || fail "train $s"
+    "$tms" train "$s.json" --out "$s" --backend "$backend" --quiet || fail "train $s"
 done
 
 "$py" - <<'PY' || fail "figure facts"

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# test_pentagon.sh TMS SCRATCH PYTHON: the pentagon emerges. n=5, m=2, importance 1,
+# test_pentagon.sh TMS SCRATCH PYTHON [BACKEND]: the pentagon emerges. n=5, m=2, importance 1,
 # density 0.05, best of 4 seeds: five columns of similar norm, about 72 degrees apart,
 # each feature's dimensionality near 2/5.
 set -u
-tms=$1; scratch=$2; py=$3
+tms=$1; scratch=$2; py=$3; backend=${4:-cpu} # BACKEND: cpu (default) or cuda, named on every train
 rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
 cat > pentagon.json <<'JSON'
 {"name": "pentagon-test", "model": {"n_features": 5, "n_hidden": 2},
  "data": {"density": 0.05, "importance_decay": 1.0},
  "train": {"steps": 10000, "seeds": 4}, "output": {"images": false, "contact_sheet": false}}
 JSON
-"$tms" train pentagon.json --out run --quiet || { echo "FAIL: train"; exit 1; }
+"$tms" train pentagon.json --out run --backend "$backend" --quiet || { echo "FAIL: train"; exit 1; }
 "$py" - run <<'PY'
 import csv, sys
 import numpy as np

@@ -12,12 +12,14 @@
 #     diverged, and the others end bit-identical to the same grid with a sane learning rate
 #     in its place (and, cpu, to a run without it: the CPU trains each instance alone, while
 #     the GPU's batched GEMMs may pick another kernel for another instance count).
-# The interrupted runs train FAULTS_LONG_STEPS steps (default: 60000 on cpu, 2000 on cuda,
-# which an emulated GPU runs at a few thousand steps per second at best).
+# Sizes: on cpu the sweep trains 1500 steps at batch 256 and the interrupted runs 60000
+# steps; on cuda 300 steps at batch 64 and 1000 steps, which the emulated GPU of tests/emu
+# (each CUDA thread a fiber) runs in seconds. FAULTS_LONG_STEPS overrides the latter.
 set -u
 tms=$1; scratch=$2; py=$3; backend=${4:-cpu}
 case $backend in cpu|cuda) ;; *) echo "test_faults: BACKEND must be cpu or cuda, not '$backend'" >&2; exit 2 ;; esac
-[ "$backend" = cpu ] && long=${FAULTS_LONG_STEPS:-60000} || long=${FAULTS_LONG_STEPS:-2000}
+if [ "$backend" = cpu ]; then sweep_steps=1500; batch=256; long=${FAULTS_LONG_STEPS:-60000}
+else sweep_steps=300; batch=64; long=${FAULTS_LONG_STEPS:-1000}; fi
 ck=$((long / 30))
 tmsb() { "$tms" "$@" --backend "$backend"; } # tms with this test's backend (train only)
 rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
@@ -29,10 +31,10 @@ same() { # same A B FILES...: bitwise-identical files
 }
 STATE="W.npy b.npy optimizer/adam_m_W.npy optimizer/adam_v_b.npy loss.npy eval_loss.npy diverged_step.npy instances.csv features.csv loss.csv"
 
-cat > sweep.json <<'JSON'
+cat > sweep.json <<JSON
 {"name": "faults", "model": {"n_features": 5, "n_hidden": 2},
- "data": {"density": [1, 0.3, 0.1, 0.03], "batch_size": 256},
- "train": {"steps": 1500, "seeds": 2, "log_every": 100}, "output": {"max_images": 3}}
+ "data": {"density": [1, 0.3, 0.1, 0.03], "batch_size": $batch},
+ "train": {"steps": $sweep_steps, "seeds": 2, "log_every": 100}, "output": {"max_images": 3}}
 JSON
 
 # ---- shards and merge
@@ -51,7 +53,7 @@ expect() { # expect CODE FRAGMENT CMD...
 }
 expect 2 "missing shard 1/3" "$tms" merge m1 shard0 shard2
 expect 2 "are both shard 1/3" "$tms" merge m2 shard0 shard1 shard1 shard2
-tmsb train sweep.json --out other1 --shard 1/3 --set train.steps=1000 --quiet
+tmsb train sweep.json --out other1 --shard 1/3 --set train.steps=$((sweep_steps - 100)) --quiet
 expect 2 "other1 was trained from a different spec" "$tms" merge m3 shard0 other1 shard2
 expect 2 "--shard 0/5 is empty" tmsb train sweep.json --out empty --shard 0/5
 expect 2 "expected K/N" tmsb train sweep.json --out bad --shard 3

@@ -375,7 +375,7 @@ static int capture_step_graph(cuda_ctx_t *c) {
 // backend interface
 
 static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss_first) {
-    if (step_end <= step_begin) return 0;
+    if (step_end <= step_begin || c->I == 0) return 0;
     if (step_begin < 0) {
         snprintf(tms_cuda_error, sizeof(tms_cuda_error), "train: negative step %ld", step_begin);
         return -1;
@@ -425,6 +425,7 @@ static int cuda_train(tms_backend_t *be, long step_begin, long step_end, float *
 
 static int get_state_impl(cuda_ctx_t *c, float *params, float *adam_m, float *adam_v) {
     const size_t bytes = c->L.total * sizeof(float);
+    if (c->I == 0) return 0;
     cudaCheck(cudaSetDevice(c->device));
     if (params) cudaCheck(cudaMemcpyAsync(params, c->params, bytes, cudaMemcpyDeviceToHost, c->stream));
     if (adam_m) cudaCheck(cudaMemcpyAsync(adam_m, c->adam_m, bytes, cudaMemcpyDeviceToHost, c->stream));
@@ -442,6 +443,7 @@ static int cuda_get_state(tms_backend_t *be, float *params, float *adam_m, float
 }
 
 static int get_diverged_impl(cuda_ctx_t *c, long *diverged_step) {
+    if (c->I == 0) return 0;
     cudaCheck(cudaSetDevice(c->device));
     cudaCheck(cudaMemcpyAsync(c->h_diverged, c->diverged, (size_t)c->I * sizeof(long long),
                               cudaMemcpyDeviceToHost, c->stream));
@@ -485,6 +487,7 @@ static int evaluate_impl(cuda_ctx_t *c, long samples, double *loss, double *loss
         snprintf(tms_cuda_error, sizeof(tms_cuda_error), "evaluate: %ld samples (need at least 1)", samples);
         return -1;
     }
+    if (c->I == 0) return 0;
     cudaCheck(cudaSetDevice(c->device));
     cudaCheck(cudaStreamSynchronize(c->stream)); // h_state's last copy is done
     tmsCheck(set_step(c, 0, 0)); // writes eval_subsequence (the step is not used here)
@@ -645,7 +648,7 @@ extern "C" int tms_cuda_backend_available(char *device, size_t devlen) {
 static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P, const tms_layout_t *L,
                        const float *params, const float *adam_m, const float *adam_v, int allow_tf32) {
     const tms_model_t *M = &P->model;
-    if (M->n < 1 || M->m < 1 || P->batch_size < 1 || P->instances < 1 || L->instances != P->instances) {
+    if (M->n < 1 || M->m < 1 || P->batch_size < 1 || P->instances < 0 || L->instances != P->instances) {
         snprintf(tms_cuda_error, sizeof(tms_cuda_error),
                  "bad problem: n %d, m %d, batch %d, instances %d (layout for %d)", M->n, M->m,
                  P->batch_size, P->instances, L->instances);
@@ -676,6 +679,9 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     cublasCheck(cublasCreate(&c->cublas));
     cublasCheck(cublasSetStream(c->cublas, c->stream));
     cublasCheck(cublasSetMathMode(c->cublas, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    // an empty shard (more shards than grid points) is a valid run of no instances: nothing
+    // to allocate, and train / get_state / get_diverged / evaluate have nothing to do
+    if (c->I == 0) return 0;
 
     // ---- does it fit?
     size_t fixed = 0, per_instance = 0, free_bytes = 0, total_bytes = 0;

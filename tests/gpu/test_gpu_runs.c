@@ -13,6 +13,8 @@
 //      and evaluation losses bit-identical, GPU against GPU. (On a real GPU this relies on
 //      cuBLAS computing each instance of a strided-batched GEMM the same way whatever the
 //      batch count, which NVIDIA does not document; this test is the check.)
+//   4. An empty shard: a backend of 0 instances is created, trains, reports and evaluates
+//      nothing without error.
 #include "gpu_check.h"
 
 #define STEPS 150
@@ -144,6 +146,36 @@ static void check_shards(void) {
     problem_free(&g);
 }
 
+// An empty shard (more shards than grid points) is a run of no instances: every call succeeds.
+static void check_empty(void) {
+    tms_model_t model = {5, 2, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
+    tms_problem_t P;
+    memset(&P, 0, sizeof(P));
+    P.model = model;
+    P.batch_size = 16;
+    P.steps = 10;
+    P.beta1 = 0.9f;
+    P.beta2 = 0.999f;
+    P.eps = 1e-8f;
+    tms_layout_t L;
+    tms_layout_init(&L, &model, 0);
+    float none[1] = {0};
+    double loss[1] = {-1};
+    long diverged[1] = {-7};
+    char err[1024];
+    tms_backend_t be;
+    if (tms_cuda_backend_create(&be, &P, &L, none, none, none, 0, err, sizeof(err)) != 0) {
+        CHECK(0, "0 instances: %s", err);
+        return;
+    }
+    CHECK(be.train(&be, 0, 10, (float *)none) == 0, "0 instances: train");
+    CHECK(be.get_state(&be, none, none, none) == 0, "0 instances: get_state");
+    CHECK(be.get_diverged(&be, diverged) == 0 && diverged[0] == -7, "0 instances: get_diverged");
+    CHECK(be.evaluate(&be, 100, loss, NULL) == 0 && loss[0] == -1, "0 instances: evaluate");
+    be.destroy(&be);
+    printf("empty shard: a backend of 0 instances trains, reports and evaluates nothing\n");
+}
+
 int main(void) {
     gpu_require("test_gpu_runs");
     const tms_model_t tied = {6, 3, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
@@ -155,5 +187,6 @@ int main(void) {
     run_against_cpu("abs task, correlated sets", untied, (tms_data_t){TMS_TASK_ABS, TMS_SETS_CORRELATED, 3}, 0, 1e-3);
     run_against_cpu("tf32", untied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_NONE, 1}, 1, 1e-2);
     check_shards();
+    check_empty();
     return check_finish("test_gpu_runs");
 }

@@ -404,7 +404,8 @@ static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss
                 // the loss of step_begin's batch, before the next replay overwrites the partials
                 // (NaN for the instances frozen before step_begin)
                 tmsCheck(nan_fill(c, c->loss, (size_t)c->I));
-                tmsCheck(loss_reduce(c->loss, c->loss_partial, c->frozen_at_begin, c->I, c->B, c->n, c->stream));
+                tmsCheck(loss_reduce(c->loss, c->loss_partial, c->frozen_at_begin, c->I, c->B, c->n,
+                                     c->stream));
                 cudaCheck(cudaMemcpyAsync(c->h_loss, c->loss, (size_t)c->I * sizeof(float),
                                           cudaMemcpyDeviceToHost, c->stream));
             }
@@ -538,7 +539,8 @@ static void cuda_destroy(tms_backend_t *be) {
         void *device_buffers[] = {c->cublas_workspace, c->params, c->grads, c->adam_m, c->adam_v,
                                   c->importance, c->keys, c->density, c->lr, c->weight_decay, c->x,
                                   c->target != c->x ? c->target : NULL, // else it is x, freed once
-                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->diverged, c->frozen_at_begin,
+                                  c->h, c->y_dy, c->dh, c->loss_partial, c->loss, c->diverged,
+                                  c->frozen_at_begin,
                                   c->eval_x, c->eval_target != c->eval_x ? c->eval_target : NULL,
                                   c->eval_h, c->eval_y, c->eval_sq, c->eval_stats, c->state, c->table};
         for (size_t k = 0; k < sizeof(device_buffers) / sizeof(device_buffers[0]); k++)

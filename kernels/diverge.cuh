@@ -60,7 +60,8 @@ __global__ void diverge_check_kernel1(long long *diverged,         // (I) 0, or 
 // launcher
 
 static inline int diverge_check(long long *diverged, const float *grads, const float *loss_partial,
-                                const tms_layout_t *L, int parts, const long long *step, cudaStream_t stream) {
+                                const tms_layout_t *L, int parts, const long long *step,
+                                cudaStream_t stream) {
     adamw_layout_t layout;
     long long per_instance_total = 0;
     for (int t = 0; t < TMS_NTENSORS; t++) {

@@ -90,8 +90,9 @@ static inline int eval_rows(float *sample_sq, const float *y, const float *targe
     const unsigned grid_x = (unsigned)CEIL_DIV(rows, block_size);
     for (int inst0 = 0; inst0 < instances; inst0 += TMS_MAX_GRID_Y) {
         const int chunk = instances - inst0 < TMS_MAX_GRID_Y ? instances - inst0 : TMS_MAX_GRID_Y;
-        eval_rows_kernel1<<<dim3(grid_x, chunk), block_size, 0, stream>>>(sample_sq, y, target, bias, importance,
-                                                                          inst0, rows, n, output_relu);
+        eval_rows_kernel1<<<dim3(grid_x, chunk), block_size, 0, stream>>>(sample_sq, y, target, bias,
+                                                                          importance, inst0, rows, n,
+                                                                          output_relu);
         cudaCheck(cudaGetLastError());
     }
     return 0;

@@ -81,7 +81,8 @@ __global__ void loss_reduce_kernel1(float *loss,                // (I)
     double sum = 0.0;
     for (int j = threadIdx.x; j < parts; j += blockDim.x) sum += (double)p[j];
     sum = blockReduceSumD(sum);
-    if (threadIdx.x == 0) loss[blockIdx.x] = frozen && frozen[blockIdx.x] != 0 ? NAN : (float)(sum / per_instance);
+    if (threadIdx.x == 0)
+        loss[blockIdx.x] = frozen && frozen[blockIdx.x] != 0 ? NAN : (float)(sum / per_instance);
 }
 
 // ----------------------------------------------------------------------------

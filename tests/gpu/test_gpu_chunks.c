@@ -80,7 +80,7 @@ int main(void) {
     // the evaluation over all instances
     double *eg = malloc(I * sizeof(double)), *ec = malloc(I * sizeof(double));
     CHECK(gpu.evaluate(&gpu, 4, eg, NULL) == 0, "gpu evaluate");
-    CHECK(tms_cpu_eval_loss(&g.P, L, pc, 4, 0, ec) == 0, "cpu eval");
+    CHECK(cpu_eval_loss(&g, pc, 4, ec) == 0, "cpu eval");
     long ebad = 0;
     for (int i = 0; i < I - 1; i++)
         if (!(fabs(eg[i] - ec[i]) <= 1e-5 * fabs(ec[i]) + 1e-12)) {

@@ -92,7 +92,7 @@ static void check(tms_model_t model, tms_data_t data, const char *eval_rows, lon
     CHECK(reference(&g, p, samples, ref, ref_se) == 0, "out of memory");
     long bad = compare_d("loss", got, ref, I, 1e-5);
     bad += compare_d("standard error", got_se, ref_se, I, 1e-4);
-    CHECK(tms_cpu_eval_loss(&g.P, L, p, samples, 1, cpu) == 0, "cpu eval");
+    CHECK(cpu_eval_loss(&g, p, samples, cpu) == 0, "cpu eval");
     bad += compare_d("loss against tms_cpu_eval_loss", got, cpu, I, 1e-5);
     // NULL standard error is allowed; the losses do not change
     double again[3];

@@ -63,7 +63,7 @@ static void check_combination(int combo) {
     // would make a loss NaN (37 samples: chunk rows that are not a multiple of any block)
     double ec[3], eg[3];
     float fc[3], fg[3];
-    CHECK(tms_cpu_eval_loss(&g.P, L, pg, 37, 1, ec) == 0, "cpu eval");
+    CHECK(cpu_eval_loss(&g, pg, 37, ec) == 0, "cpu eval");
     CHECK(gpu.evaluate(&gpu, 37, eg, NULL) == 0, "gpu evaluate");
     for (int i = 0; i < 3; i++) {
         fc[i] = (float)ec[i];

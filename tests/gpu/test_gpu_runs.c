@@ -52,7 +52,7 @@ static void run_against_cpu(const char *label, tms_model_t model, tms_data_t dat
     float *pc = malloc(L->total * sizeof(float));
     double ec[4], eg[4];
     CHECK(cpu.get_state(&cpu, pc, NULL, NULL) == 0, "cpu state");
-    CHECK(tms_cpu_eval_loss(&g.P, L, pc, EVAL_SAMPLES, 1, ec) == 0, "cpu eval");
+    CHECK(cpu_eval_loss(&g, pc, EVAL_SAMPLES, ec) == 0, "cpu eval");
     CHECK(gpu.evaluate(&gpu, EVAL_SAMPLES, eg, NULL) == 0, "gpu evaluate");
     float fc[4] = {0}, fg[4] = {0};
     for (int i = 0; i < I; i++) {

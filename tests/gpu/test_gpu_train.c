@@ -71,7 +71,7 @@ static void check_against_cpu(int decoder) {
     CHECK(cpu.get_state(&cpu, pc, NULL, NULL) == 0, "cpu state");
     CHECK(gpu.get_state(&gpu, pg, NULL, NULL) == 0, "gpu state");
     double ec[4], eg[4];
-    CHECK(tms_cpu_eval_loss(&g.P, L, pc, EVAL_SAMPLES, 0, ec) == 0, "cpu eval");
+    CHECK(cpu_eval_loss(&g, pc, EVAL_SAMPLES, ec) == 0, "cpu eval");
     CHECK(gpu.evaluate(&gpu, EVAL_SAMPLES, eg, NULL) == 0, "gpu evaluate");
     float fc[4] = {0}, fg[4] = {0}, norm_c[4 * 5], norm_g[4 * 5];
     for (int i = 0; i < I; i++) {

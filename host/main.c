@@ -4,6 +4,7 @@
 //   tms render RUNDIR                        redraw a run's images from its weights
 //   tms merge OUT RUNDIR...                  merge the shards of one sweep
 //   tms --version | --help
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,45 +74,97 @@ static void usage_merge(FILE *f) {
             "given twice, and missing shards, naming them.\n");
 }
 
+// A decimal integer in [lo, hi] and nothing else: no sign games, no trailing text, no
+// wrap-around (strtol saturates with ERANGE, and the range check comes after). *end_out,
+// when given, receives where the digits stop (for "K/N"); otherwise the whole string must
+// be the number.
+static int parse_long(const char *s, long lo, long hi, long *out, const char **end_out) {
+    if (!(*s >= '0' && *s <= '9') && !(*s == '-' && s[1] >= '0' && s[1] <= '9')) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno == ERANGE || v < lo || v > hi) return -1;
+    if (end_out) *end_out = end;
+    else if (*end) return -1;
+    *out = v;
+    return 0;
+}
+
+#define TMS_MAX_SHARDS 1000000L
+
 // "K/N" or "auto" (Slurm job arrays)
 static int parse_shard(const char *s, int *k, int *n) {
+    long kk, nn;
     if (strcmp(s, "auto") == 0) {
         const char *id = getenv("SLURM_ARRAY_TASK_ID"), *count = getenv("SLURM_ARRAY_TASK_COUNT");
         const char *min = getenv("SLURM_ARRAY_TASK_MIN");
+        long idv, minv = 0;
         if (!id || !count) {
             fprintf(stderr, "tms: --shard auto: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set "
                             "(not in a Slurm job array?); give --shard K/N\n");
             return -1;
         }
-        *k = atoi(id) - (min ? atoi(min) : 0);
-        *n = atoi(count);
-    } else {
-        char *end;
-        long a = strtol(s, &end, 10);
-        long b = *end == '/' ? strtol(end + 1, &end, 10) : -1;
-        if (*end || b < 1 || b > 1000000) {
-            fprintf(stderr, "tms: --shard %s: expected K/N with 0 <= K < N (e.g. 0/4), or auto\n", s);
+        if (parse_long(id, 0, 100000000L, &idv, NULL) || (min && parse_long(min, 0, 100000000L, &minv, NULL)) ||
+            parse_long(count, 1, TMS_MAX_SHARDS, &nn, NULL)) {
+            fprintf(stderr, "tms: --shard auto: SLURM_ARRAY_TASK_ID=%s, SLURM_ARRAY_TASK_MIN=%s, "
+                            "SLURM_ARRAY_TASK_COUNT=%s; expected integers (IDs from 0 to 100000000, a count from "
+                            "1 to %ld)\n", id, min ? min : "(unset)", count, TMS_MAX_SHARDS);
             return -1;
         }
-        *k = (int)a;
-        *n = (int)b;
+        kk = idv - minv;
+    } else {
+        const char *slash;
+        if (parse_long(s, 0, TMS_MAX_SHARDS - 1, &kk, &slash) || *slash != '/' ||
+            parse_long(slash + 1, 1, TMS_MAX_SHARDS, &nn, NULL)) {
+            fprintf(stderr, "tms: --shard %s: expected K/N with integers 0 <= K < N <= %ld (e.g. 0/4), or auto\n", s,
+                    TMS_MAX_SHARDS);
+            return -1;
+        }
     }
-    if (*n < 1 || *k < 0 || *k >= *n) {
-        fprintf(stderr, "tms: --shard: shard %d of %d is out of range; expected 0 <= K < N\n", *k, *n);
+    if (kk < 0 || kk >= nn) {
+        fprintf(stderr, "tms: --shard %s: shard %ld of %ld is out of range; expected 0 <= K < N\n", s, kk, nn);
         return -1;
     }
+    *k = (int)kk;
+    *n = (int)nn;
     return 0;
 }
 
 static int parse_threads(const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 1 || v > 4096) {
+    long v;
+    if (parse_long(s, 1, 4096, &v, NULL)) {
         fprintf(stderr, "tms: --threads %s: expected an integer from 1 to 4096\n", s);
         return -1;
     }
     *out = (int)v;
     return 0;
+}
+
+// --out RUNDIR (and merge's OUT): a name for a new directory. Trailing slashes are dropped
+// ("runs/x/" is runs/x); a name that is not a new directory's ('', '.', '..', '/', or one
+// ending in '/.' or '/..') is bad input, refused before anything runs. Returns a copy the
+// caller frees, or NULL having printed why.
+static char *checked_out_dir(const char *flag, const char *given) {
+    size_t len = strlen(given);
+    while (len > 1 && given[len - 1] == '/') len--;
+    const char *last = given + len;
+    while (last > given && last[-1] != '/') last--;
+    size_t last_len = (size_t)(given + len - last);
+    const char *why = NULL;
+    if (len == 0) why = "is empty";
+    else if (len == 1 && given[0] == '/') why = "is the root directory";
+    else if (last_len == 1 && last[0] == '.') why = "names the current directory";
+    else if (last_len == 2 && last[0] == '.' && last[1] == '.') why = "names a parent directory";
+    else if (len > 4000) why = "is longer than 4000 characters";
+    if (why) {
+        fprintf(stderr, "tms: %s '%s' %s; expected a path for a new run directory, e.g. runs/mysweep\n", flag, given, why);
+        return NULL;
+    }
+    char *out = malloc(len + 1);
+    if (!out) { fprintf(stderr, "tms: out of memory\n"); return NULL; }
+    memcpy(out, given, len);
+    out[len] = 0;
+    return out;
 }
 
 static int cmd_train(int argc, char **argv, const char *command_line) {
@@ -122,6 +175,7 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
     char **sets = calloc((size_t)argc, sizeof(char *));
     if (!sets) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
     int code = TMS_EXIT_USAGE;
+    char *out_dir = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -133,10 +187,8 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
         else if (!strcmp(a, "--resume") && has_value) { o.resume = 1; o.out_dir = argv[++i]; }
         else if (!strcmp(a, "--shard") && has_value) { if (parse_shard(argv[++i], &o.shard_k, &o.shard_n)) goto out; }
         else if (!strcmp(a, "--checkpoint-every") && has_value) {
-            char *end;
-            o.checkpoint_every = strtol(argv[++i], &end, 10);
-            if (*end || o.checkpoint_every < 1) {
-                fprintf(stderr, "tms: --checkpoint-every %s: expected a positive number of steps\n", argv[i]);
+            if (parse_long(argv[++i], 1, 1000000000L, &o.checkpoint_every, NULL)) {
+                fprintf(stderr, "tms: --checkpoint-every %s: expected an integer from 1 to 1000000000 (steps)\n", argv[i]);
                 goto out;
             }
         }
@@ -159,10 +211,18 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
         usage_train(stderr);
         goto out;
     }
+    if (o.allow_tf32 && o.backend && !strcmp(o.backend, "cpu")) {
+        fprintf(stderr, "tms train: --tf32 with --backend cpu: TF32 is a CUDA tensor-core mode; the CPU backend "
+                        "always computes in full fp32 (drop --tf32, or use --backend cuda)\n");
+        goto out;
+    }
+    if (!(out_dir = checked_out_dir(o.resume ? "--resume" : "--out", o.out_dir))) goto out;
+    o.out_dir = out_dir;
     o.overrides = sets;
     code = tms_cmd_train(&o);
 out:
     free(sets);
+    free(out_dir);
     return code;
 }
 
@@ -187,6 +247,7 @@ static int cmd_render(int argc, char **argv) {
 static int cmd_merge(int argc, char **argv) {
     char **dirs = calloc((size_t)argc + 1, sizeof(char *));
     const char *out = NULL;
+    char *out_dir = NULL;
     int n = 0, force = 0, threads = 0, code = TMS_EXIT_USAGE;
     if (!dirs) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
     for (int i = 0; i < argc; i++) {
@@ -198,9 +259,11 @@ static int cmd_merge(int argc, char **argv) {
         else dirs[n++] = argv[i];
     }
     if (!out || n == 0) { usage_merge(stderr); goto out; }
-    code = tms_cmd_merge(out, dirs, n, force, threads);
+    if (!(out_dir = checked_out_dir("merge OUT", out))) goto out;
+    code = tms_cmd_merge(out_dir, dirs, n, force, threads);
 out:
     free(dirs);
+    free(out_dir);
     return code;
 }
 

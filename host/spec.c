@@ -4,6 +4,7 @@
 // Every field is checked: its type, its range, and that it is known at all (a typo
 // must never silently become a default). The first problem found is reported as
 //   <field>: <value> is not allowed; expected <what is allowed>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +20,13 @@ typedef struct {
     size_t len;
 } errbuf_t;
 
-// Print a JSON value compactly for a message (truncated when long).
+// Print a JSON value compactly for a message (truncated when long). A number is printed
+// as the shortest text that reads back as the same double, so 1e30 prints as 1e+30, never
+// rounded to another value; numbers beyond the double range never get here (scan_json_text
+// refuses them with their text as given).
 static void value_text(const cJSON *v, char *out, size_t outlen) {
     if (!v) { snprintf(out, outlen, "(missing)"); return; }
+    if (cJSON_IsNumber(v)) { tms_format_double(out, outlen, v->valuedouble); return; }
     char *s = cJSON_PrintUnformatted(v);
     if (!s) { snprintf(out, outlen, "(value)"); return; }
     if (strlen(s) > 60) { s[57] = '.'; s[58] = '.'; s[59] = '.'; s[60] = 0; }
@@ -37,6 +42,127 @@ static int field_error(errbuf_t *e, const char *section, const char *key, const 
     else
         snprintf(e->buf, e->len, "%s: %s is not allowed; expected %s", section, val, allowed);
     return -1;
+}
+
+// ----------------------------------------------------------------------------
+// numbers as text: the shortest form that reads back as the same value
+
+void tms_format_double(char *out, size_t outlen, double x) {
+    if (!isfinite(x)) { snprintf(out, outlen, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"); return; }
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, outlen, "%.*g", digits, x);
+        if (strtod(out, NULL) == x) return;
+    }
+}
+
+void tms_format_float(char *out, size_t outlen, float x) {
+    if (!isfinite(x)) { snprintf(out, outlen, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"); return; }
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(out, outlen, "%.*g", digits, (double)x);
+        if (strtof(out, NULL) == x) return;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// strict JSON: one value and nothing after it, nothing cJSON would silently change
+
+// "line L, column C" of position `at` in text
+static void text_position(const char *text, const char *at, char *out, size_t outlen) {
+    int line = 1, col = 1;
+    for (const char *c = text; c < at && *c; c++) {
+        if (*c == '\n') { line++; col = 1; } else col++;
+    }
+    snprintf(out, outlen, "line %d, column %d", line, col);
+}
+
+// What cJSON accepts but would not keep as written: a \u0000 escape (cJSON ends the string
+// or key there) and a number literal beyond what a double holds (cJSON stores +-inf or a
+// rounded value and prints inf as null). Integer literals beyond 2^53 would be rounded to
+// another integer (a seed of 2^53 + 1 would silently become 2^53). Returns 0, or -1 with
+// the offending text and its position in err.
+// An integer literal [begin, end) (JSON: an optional '-', no leading zeros) whose magnitude
+// exceeds 2^53, compared as text: strtod would round 2^53 + 1 down to 2^53.
+static int integer_beyond_2_53(const char *begin, const char *end) {
+    static const char limit[] = "9007199254740992";
+    if (*begin == '-') begin++;
+    size_t len = (size_t)(end - begin);
+    if (len != sizeof(limit) - 1) return len > sizeof(limit) - 1;
+    return strncmp(begin, limit, len) > 0;
+}
+
+static int scan_json_text(const char *text, char *err, size_t errlen) {
+    int in_string = 0;
+    for (const char *c = text; *c; c++) {
+        if (in_string) {
+            if (*c == '"') in_string = 0;
+            else if (*c == '\\' && c[1]) {
+                if (c[1] == 'u' && strncmp(c + 2, "0000", 4) == 0) {
+                    char pos[64];
+                    text_position(text, c, pos, sizeof(pos));
+                    snprintf(err, errlen, "%s: \\u0000 (a NUL character) in a string or key is not allowed; "
+                                          "expected text without NUL characters", pos);
+                    return -1;
+                }
+                c++; // skip the escaped character (an escaped quote does not end the string)
+            }
+            continue;
+        }
+        if (*c == '"') { in_string = 1; continue; }
+        if (*c != '-' && (*c < '0' || *c > '9')) continue;
+        // a number literal: its extent as JSON writes it
+        const char *end = c;
+        int integer = 1;
+        while (*end == '-' || *end == '+' || *end == '.' || *end == 'e' || *end == 'E' || (*end >= '0' && *end <= '9')) {
+            if (*end == '.' || *end == 'e' || *end == 'E') integer = 0;
+            end++;
+        }
+        errno = 0;
+        double v = strtod(c, NULL);
+        const char *problem = NULL;
+        if (errno == ERANGE && isinf(v)) problem = "is beyond the range of a double (magnitude at most 1.8e308)";
+        else if (errno == ERANGE) problem = "is too small for a double (nonzero magnitudes from 2.2e-308)";
+        else if (integer && integer_beyond_2_53(c, end))
+            problem = "is an integer beyond 2^53 = 9007199254740992, which a double cannot hold exactly";
+        if (problem) {
+            char pos[64];
+            int len = (int)(end - c);
+            text_position(text, c, pos, sizeof(pos));
+            snprintf(err, errlen, "%s: the number %.*s%s %s", pos, len > 40 ? 40 : len, c, len > 40 ? "..." : "", problem);
+            return -1;
+        }
+        c = end - 1;
+    }
+    return 0;
+}
+
+// Parse text as exactly one JSON value: trailing text (a second value, a comment, "1,0.1")
+// is an error, not ignored. Returns the value, or NULL with "<position>: <problem>" in err.
+static cJSON *parse_strict(const char *text, char *err, size_t errlen) {
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithOpts(text, &end, 1);
+    if (!v) {
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        char pos[64] = "at the start";
+        if (at) text_position(text, at, pos, sizeof(pos));
+        // is it a complete value followed by more text? then say so
+        const char *end2 = NULL;
+        cJSON *prefix = cJSON_ParseWithOpts(text, &end2, 0);
+        if (prefix && end2 && *end2) {
+            while (*end2 == ' ' || *end2 == '\n' || *end2 == '\r' || *end2 == '\t') end2++;
+            char near[24];
+            snprintf(near, sizeof(near), "%.20s", end2);
+            for (char *q = near; *q; q++) if (*q == '\n' || *q == '\r' || *q == '\t') *q = ' ';
+            text_position(text, end2, pos, sizeof(pos));
+            snprintf(err, errlen, "%s: unexpected text after the JSON value: '%s'; expected nothing "
+                                  "(JSON has no comments, and a list is written [a, b])", pos, near);
+        } else {
+            snprintf(err, errlen, "%s: not valid JSON", pos);
+        }
+        cJSON_Delete(prefix);
+        return NULL;
+    }
+    if (scan_json_text(text, err, errlen)) { cJSON_Delete(v); return NULL; }
+    return v;
 }
 
 // ----------------------------------------------------------------------------
@@ -95,8 +221,10 @@ static int check_keys(errbuf_t *e, const cJSON *obj, const char *section, const 
 // ----------------------------------------------------------------------------
 // typed getters: each returns 0 and sets *out, or -1 with a message
 
+// an integral number a double holds exactly (|x| <= 2^53; larger literals are refused by
+// scan_json_text before they get here)
 static int is_integer(const cJSON *v) {
-    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 9.0e15;
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) <= 9007199254740992.0;
 }
 
 static int get_int(errbuf_t *e, const cJSON *obj, const char *section, const char *key, long def,
@@ -210,8 +338,30 @@ static int apply_override(cJSON *root, const char *assignment, char *err, size_t
         snprintf(err, errlen, "--set %s: unknown section '%s'; sections: %s", assignment, section, allowed);
         return -1;
     }
-    cJSON *value = cJSON_Parse(eq + 1);
-    if (!value) value = cJSON_CreateString(eq + 1); // decoder=untied: a bare word is a string
+    // The value is one JSON value, or a bare word taken as a string (decoder=untied). A bare
+    // word starts with a letter: "1,0.1" or "10_000" is neither, and is refused rather than
+    // read as its first number.
+    const char *text = eq + 1;
+    int bare = (*text >= 'a' && *text <= 'z') || (*text >= 'A' && *text <= 'Z');
+    for (const char *c = text; *c && bare; c++)
+        bare = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+               *c == '-' || *c == '.';
+    if (bare && (!strcmp(text, "true") || !strcmp(text, "false") || !strcmp(text, "null"))) bare = 0;
+    cJSON *value = NULL;
+    if (bare) {
+        value = cJSON_CreateString(text);
+    } else {
+        char msg[400];
+        value = parse_strict(text, msg, sizeof(msg));
+        if (!value) {
+            char shown[64];
+            snprintf(shown, sizeof(shown), "%.60s", text);
+            snprintf(err, errlen, "--set %s.%s: '%s'%s is not allowed (%s); expected one JSON value: a number "
+                                  "(1e-3, 10000), a list ([1, 0.1]), true/false, \"a string\", or a bare word "
+                                  "such as untied", section, key, shown, strlen(text) > 60 ? "..." : "", msg);
+            return -1;
+        }
+    }
     if (!value) { snprintf(err, errlen, "out of memory"); return -1; }
     cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, section);
     if (!sec) {
@@ -340,7 +490,8 @@ static int validate_data(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     if (explicit_imp) {
         // a list of n positive numbers, or a list of such lists (a grid axis)
         char allowed[160];
-        snprintf(allowed, sizeof(allowed), "a list of %d positive numbers (one per feature), or a list of such lists", n);
+        snprintf(allowed, sizeof(allowed), "a list of %d numbers in (0, 1e30] (one per feature), or a non-empty list "
+                 "of such lists (at most %d)", n, TMS_MAX_LIST);
         if (!cJSON_IsArray(explicit_imp) || cJSON_GetArraySize(explicit_imp) < 1)
             return field_error(e, "data", "importance", explicit_imp, allowed);
         int nested = cJSON_IsArray(explicit_imp->child);
@@ -359,16 +510,27 @@ static int validate_data(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
                 return field_error(e, "data", field, row, allowed);
             int i = 0;
             for (const cJSON *c = row->child; c; c = c->next, i++) {
-                if (!cJSON_IsNumber(c) || !(c->valuedouble > 0) || !isfinite(c->valuedouble))
+                if (!cJSON_IsNumber(c) || !(c->valuedouble > 0) || !(c->valuedouble <= 1e30))
                     return field_error(e, "data", field, row, allowed);
                 spec->importance_values[(size_t)r * n + i] = c->valuedouble;
             }
         }
     } else {
-        const range_t r = {0.0, 1e6, 0, 1, "a positive number r (importance of feature i is r^i)"};
+        const range_t r = {0.0, 1e6, 0, 1, "a number r in (0, 1e6] (importance of feature i is r^i)"};
         double values[TMS_MAX_LIST];
         int count;
         if (get_axis(e, s, "data", "importance_decay", 1.0, &r, values, &count)) return -1;
+        // the importances are floats in training: the largest, r^(n-1), must stay finite
+        for (int k = 0; k < count; k++) {
+            if (values[k] > 1.0 && (double)(n - 1) * log10(values[k]) > 30.0) {
+                char val[40];
+                tms_format_double(val, sizeof(val), values[k]);
+                snprintf(e->buf, e->len, "data.importance_decay: %s is not allowed with model.n_features = %d; "
+                         "expected r^(n_features - 1) at most 1e30 (here it is 1e%.0f)", val, n,
+                         (double)(n - 1) * log10(values[k]));
+                return -1;
+            }
+        }
         spec->n_importance = count;
         spec->importance_decay = malloc((size_t)count * sizeof(double));
         if (!spec->importance_decay) { snprintf(e->buf, e->len, "out of memory"); return -1; }
@@ -386,7 +548,7 @@ static int validate_optimizer(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     if (!s) s = &empty;
     if (check_keys(e, s, "optimizer", optimizer_keys)) return -1;
     if (get_choice(e, s, "optimizer", "name", optimizer_names, TMS_OPT_ADAMW, &spec->optimizer)) return -1;
-    const range_t lr = {0.0, 1e6, 0, 1, "a positive number"};
+    const range_t lr = {0.0, 1e6, 0, 1, "a number in (0, 1e6]"};
     if (get_axis(e, s, "optimizer", "lr", 1e-3, &lr, spec->lr, &spec->n_lr)) return -1;
     const cJSON *betas = cJSON_GetObjectItemCaseSensitive(s, "betas");
     spec->beta1 = 0.9;
@@ -407,7 +569,7 @@ static int validate_optimizer(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
             return field_error(e, "optimizer", "eps", eps, "a number in (0, 1)");
         spec->eps = eps->valuedouble;
     }
-    const range_t wd = {0.0, 1e6, 1, 1, "a number >= 0"};
+    const range_t wd = {0.0, 1e6, 1, 1, "a number in [0, 1e6]"};
     double wd_default = spec->optimizer == TMS_OPT_ADAMW ? 0.01 : 0.0;
     if (get_axis(e, s, "optimizer", "weight_decay", wd_default, &wd, spec->weight_decay, &spec->n_weight_decay))
         return -1;
@@ -428,7 +590,7 @@ static int validate_train(errbuf_t *e, const cJSON *s, const cJSON *opt, tms_spe
     if (!seed) {
         spec->seed[0] = 0;
         spec->n_seed = 1;
-    } else if (is_integer(seed) && seed->valuedouble >= 0) {
+    } else if (is_integer(seed) && seed->valuedouble >= 0) { // is_integer: at most 2^53
         spec->seed[0] = (uint64_t)seed->valuedouble;
         spec->n_seed = 1;
     } else if (cJSON_IsArray(seed) && cJSON_GetArraySize(seed) >= 1 && cJSON_GetArraySize(seed) <= TMS_MAX_LIST) {
@@ -446,7 +608,16 @@ static int validate_train(errbuf_t *e, const cJSON *s, const cJSON *opt, tms_spe
     spec->seeds = (int)seeds;
     long log_default = spec->steps >= 100 ? spec->steps / 100 : 1;
     if (get_int(e, s, "train", "log_every", log_default, 1, 1000000000L, &spec->log_every)) return -1;
-    if (get_int(e, s, "train", "eval_samples", 8192, 8192, 1L << 24, &spec->eval_samples)) return -1;
+    // The default evaluation: TMS_EVAL_SAMPLES_MAX samples, enough for a standard error of
+    // ~0.3% of the loss at density 0.05 (README), but never more than an eighth of the samples
+    // training drew (steps * batch_size), so it costs at most a few percent of training
+    // (an evaluated sample is one forward pass; a trained one is a forward and a backward).
+    long eval_default = TMS_EVAL_SAMPLES_MAX;
+    if ((double)spec->steps * spec->batch_size / 8 < (double)eval_default)
+        eval_default = spec->steps * spec->batch_size / 8;
+    if (eval_default < TMS_EVAL_SAMPLES_MIN) eval_default = TMS_EVAL_SAMPLES_MIN;
+    if (get_int(e, s, "train", "eval_samples", eval_default, TMS_EVAL_SAMPLES_MIN, 1L << 28, &spec->eval_samples))
+        return -1;
     return 0;
 }
 
@@ -527,12 +698,10 @@ int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_
                    char *const *overrides, int n_overrides, char *err, size_t errlen) {
     memset(spec, 0, sizeof(*spec));
     errbuf_t e = {err, errlen};
-    cJSON *root = cJSON_Parse(json_text);
+    char msg[400];
+    cJSON *root = parse_strict(json_text, msg, sizeof(msg));
     if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        int line = 1;
-        for (const char *c = json_text; at && c < at && *c; c++) line += *c == '\n';
-        snprintf(err, errlen, "not valid JSON (near line %d)", line);
+        snprintf(err, errlen, "%s", msg);
         return -1;
     }
     int rc = -1, st;
@@ -568,9 +737,16 @@ int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_
     if (validate_optimizer(&e, opt, spec)) goto done;
     if (validate_train(&e, train, opt, spec)) goto done;
     if (validate_output(&e, output, spec)) goto done;
-    long instances = tms_spec_instances(spec);
-    if (instances > 10000000L) {
-        snprintf(err, errlen, "the grid has %ld instances; expected at most 10000000 (shrink the lists or train.seeds)", instances);
+    // the grid's size, in double (exact far beyond the limit; a product of up to five axes
+    // of 4096 values and 100,000 seeds overflows 64-bit integers)
+    double instances = (double)spec->n_density * spec->n_importance * spec->n_lr * spec->n_weight_decay *
+                       spec->n_seed * spec->seeds;
+    if (instances > (double)TMS_MAX_INSTANCES) {
+        snprintf(err, errlen, "the grid has %d data.density x %d %s x %d optimizer.lr x %d optimizer.weight_decay x "
+                 "%d train.seed x %d train.seeds = %.17g instances; expected at most %ld (shorten the lists or "
+                 "lower train.seeds)", spec->n_density, spec->n_importance,
+                 spec->importance_explicit ? "data.importance" : "data.importance_decay", spec->n_lr,
+                 spec->n_weight_decay, spec->n_seed, spec->seeds, instances, TMS_MAX_INSTANCES);
         goto done;
     }
     spec->resolved = build_resolved(spec);
@@ -582,12 +758,58 @@ done:
     return rc;
 }
 
+// Read a spec file of at most TMS_SPEC_MAX_BYTES (NUL-terminated): /dev/zero or a huge
+// file is refused after reading one byte more than the limit, never read to the end.
+static int read_spec_text(const char *path, char **text, char *err, size_t errlen) {
+    *text = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) { snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return -1; }
+    size_t cap = 1 << 16, used = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + used, 1, cap - used, fp);
+        used += got;
+        if (used > (size_t)TMS_SPEC_MAX_BYTES) {
+            snprintf(err, errlen, "%s: larger than %ld MiB; expected a spec, a small JSON object", path,
+                     TMS_SPEC_MAX_BYTES >> 20);
+            free(buf);
+            fclose(fp);
+            return -1;
+        }
+        if (got == 0) break;
+        if (used == cap) {
+            size_t want = cap * 2 > (size_t)TMS_SPEC_MAX_BYTES + 1 ? (size_t)TMS_SPEC_MAX_BYTES + 1 : cap * 2;
+            char *bigger = realloc(buf, want + 1);
+            if (!bigger) { free(buf); buf = NULL; break; }
+            buf = bigger;
+            cap = want;
+        }
+    }
+    if (!buf || ferror(fp)) {
+        snprintf(err, errlen, "cannot read %s: %s", path, buf ? strerror(errno) : "out of memory");
+        free(buf);
+        fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    buf[used] = 0;
+    // JSON text has no NUL bytes; cJSON would stop at the first one and ignore the rest
+    size_t len = strlen(buf);
+    if (len < used) {
+        snprintf(err, errlen, "%s: a NUL byte at offset %zu; expected JSON text", path, len);
+        free(buf);
+        return -1;
+    }
+    *text = buf;
+    return 0;
+}
+
 int tms_spec_load(tms_spec_t *spec, const char *path, char *const *overrides, int n_overrides,
                   char *err, size_t errlen) {
     memset(spec, 0, sizeof(*spec));
     char *text = NULL;
     char msg[512];
-    if (tms_read_file(path, &text, NULL, msg, sizeof(msg))) {
+    if (read_spec_text(path, &text, msg, sizeof(msg))) {
         snprintf(err, errlen, "%s", msg);
         return -1;
     }
@@ -613,7 +835,16 @@ void tms_spec_free(tms_spec_t *spec) {
 }
 
 long tms_spec_instances(const tms_spec_t *s) {
-    return (long)s->n_density * s->n_importance * s->n_lr * s->n_weight_decay * s->n_seed * s->seeds;
+    // each factor is at least 1 and the product was checked against TMS_MAX_INSTANCES in
+    // double by tms_spec_parse; saturate anyway so an unvalidated spec cannot wrap
+    long count = 1;
+    const long factors[6] = {s->n_density, s->n_importance, s->n_lr, s->n_weight_decay, s->n_seed, s->seeds};
+    for (int k = 0; k < 6; k++) {
+        if (factors[k] < 1) return 0;
+        if (count > TMS_MAX_INSTANCES / factors[k]) return TMS_MAX_INSTANCES + 1;
+        count *= factors[k];
+    }
+    return count;
 }
 
 // ----------------------------------------------------------------------------
@@ -623,6 +854,7 @@ int tms_problem_build(tms_problem_t *P, const tms_spec_t *s) {
     memset(P, 0, sizeof(*P));
     const int n = s->model.n;
     long count = tms_spec_instances(s);
+    if (count < 1 || count > TMS_MAX_INSTANCES) return -1;
     P->model = s->model;
     P->data = s->data;
     P->instances = (int)count;

@@ -7,7 +7,13 @@
 #include <cjson/cJSON.h>
 #include "tms.h"
 
-#define TMS_MAX_LIST 4096
+#define TMS_MAX_LIST 4096                 // values per grid axis
+#define TMS_MAX_INSTANCES 10000000L       // instances in a grid (product of the axes x seeds)
+#define TMS_SPEC_MAX_BYTES (16L << 20)    // a spec file larger than this is refused unread
+// train.eval_samples: the default is TMS_EVAL_SAMPLES_MAX, lowered to an eighth of the
+// samples training draws (steps * batch_size / 8) for short runs, never below the minimum
+#define TMS_EVAL_SAMPLES_MIN 8192L
+#define TMS_EVAL_SAMPLES_MAX (1L << 20)
 
 typedef struct {
     char name[128];
@@ -55,7 +61,12 @@ int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_
                    char *const *overrides, int n_overrides, char *err, size_t errlen);
 void tms_spec_free(tms_spec_t *spec);
 
+// Instances in the grid; only meaningful for a validated spec (at most TMS_MAX_INSTANCES).
 long tms_spec_instances(const tms_spec_t *spec);
+
+// The shortest decimal text that reads back (strtod / strtof) as exactly x: 0.05 -> "0.05".
+void tms_format_double(char *out, size_t outlen, double x);
+void tms_format_float(char *out, size_t outlen, float x);
 
 // Expand the grid: instance order is density (slowest), importance, lr,
 // weight_decay, seed, replicate (fastest). Fills P (allocating P->inst and

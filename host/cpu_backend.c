@@ -9,6 +9,7 @@
 #include <string.h>
 #include "tms.h"
 #include "cpu_backend.h"
+#include "sysmem.h"
 
 typedef struct {
     float *x, *z, *h, *y, *out, *dy, *dh; // (tile, n) or (tile, m)
@@ -150,6 +151,11 @@ static int cpu_get_diverged(tms_backend_t *be, long *diverged_step) {
     return 0;
 }
 
+static int cpu_evaluate(tms_backend_t *be, long samples, double *loss, double *loss_se) {
+    cpu_ctx_t *c = be->ctx;
+    return tms_cpu_eval_loss(&c->P, &c->L, c->params, samples, c->threads, loss, loss_se);
+}
+
 static void cpu_destroy(tms_backend_t *be) {
     cpu_ctx_t *c = be->ctx;
     if (!c) return;
@@ -172,6 +178,7 @@ int tms_cpu_backend_create(tms_backend_t *be, const tms_problem_t *P, const tms_
     be->train = cpu_train;
     be->get_state = cpu_get_state;
     be->get_diverged = cpu_get_diverged;
+    be->evaluate = cpu_evaluate;
     be->destroy = cpu_destroy;
     c->P = *P; // shallow: inst and importance stay owned by the caller
     c->L = *L;
@@ -180,6 +187,22 @@ int tms_cpu_backend_create(tms_backend_t *be, const tms_problem_t *P, const tms_
     if (c->threads < 1) c->threads = 1;
     c->tile = tms_cpu_tile_rows(&P->model, P->batch_size);
     snprintf(be->device, sizeof(be->device), "CPU, %d thread%s", c->threads, c->threads == 1 ? "" : "s");
+    // all of it up front, against what this process may still allocate: a run too big for
+    // the machine, its cgroup (Slurm) or ulimit -v fails here, not OOM-killed mid-training
+    const char *limit;
+    size_t need = tms_cpu_backend_bytes(P, L, c->threads), avail = tms_memory_available(&limit);
+    if (need > avail) {
+        char a[32], b[32];
+        tms_format_bytes(a, sizeof(a), (double)need);
+        tms_format_bytes(b, sizeof(b), (double)avail);
+        snprintf(err, errlen, "not enough memory: the CPU backend needs %s for %d instances of n=%d, m=%d "
+                 "(parameters, gradients, Adam moments, scratch for %d threads) but %s leaves %s; train fewer "
+                 "instances at a time (--shard K/N) or a smaller model", a, P->instances, P->model.n, P->model.m,
+                 c->threads, limit, b);
+        free(c);
+        be->ctx = NULL;
+        return -1;
+    }
     size_t bytes = L->total * sizeof(float);
     c->params = malloc(bytes); c->grads = calloc(L->total, sizeof(float));
     c->adam_m = malloc(bytes); c->adam_v = malloc(bytes);
@@ -199,27 +222,97 @@ oom:
     return -1;
 }
 
+size_t tms_cpu_backend_bytes(const tms_problem_t *P, const tms_layout_t *L, int threads) {
+    const int n = P->model.n, m = P->model.m;
+    int tile = tms_cpu_tile_rows(&P->model, P->batch_size);
+    if (threads < 1) threads = 1;
+    // params, grads, adam_m, adam_v
+    double bytes = 4.0 * (double)L->total * sizeof(float);
+    // per thread: x, y, out, dy (tile, n), z, h, dh (tile, m), decT (m, n), target (tile, n)
+    double per_thread = ((4.0 + tms_data_has_target(&P->data)) * tile * n + 3.0 * tile * m + (double)m * n) * sizeof(float);
+    bytes += threads * per_thread + (double)P->instances * sizeof(long) + threads * sizeof(tile_scratch_t);
+    // the final evaluation's scratch (its tile can be larger than training's) and per-sample losses
+    int eval_tile = tms_cpu_tile_rows(&P->model, 1 << 30);
+    bytes += threads * (((4.0 + tms_data_has_target(&P->data)) * eval_tile * n + 3.0 * eval_tile * m + (double)m * n) *
+                        sizeof(float) + eval_tile * sizeof(double));
+    return bytes >= (double)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
+}
+
 // ----------------------------------------------------------------------------
 // evaluation and one-off gradients, used by the run driver and the tests
 
-int tms_cpu_eval_loss(const tms_problem_t *P, const tms_layout_t *L, const float *params,
-                      long samples, int threads, double *loss) {
-    int failed = 0;
-    int tile = tms_cpu_tile_rows(&P->model, (int)(samples < 1L << 30 ? samples : 1L << 30));
-    if (threads <= 0) threads = omp_get_max_threads();
-    #pragma omp parallel num_threads(threads) reduction(|:failed)
-    {
-        tile_scratch_t s;
-        if (scratch_alloc(&s, &P->model, &P->data, tile)) {
-            failed = 1;
-        } else {
-            #pragma omp for schedule(dynamic, 1)
-            for (int i = 0; i < P->instances; i++)
-                loss[i] = instance_pass(P, L, (float *)params, NULL, i, TMS_SUBSEQ_EVAL, samples, tile, &s);
-            scratch_free(&s);
+// Instance i's loss on `samples` rows of the evaluation subsequence, as instance_pass
+// computes it (the mean of tms_forward's sums), and the standard error of that mean: the
+// sample standard deviation of the per-sample loss q_r = (1/n) sum_f I_f (t_f - x'_f)^2,
+// over sqrt(samples). q_r is summed in double from the outputs tms_forward leaves in s->out.
+static double instance_eval(const tms_problem_t *P, const tms_layout_t *L, const float *params, int i,
+                            long samples, int tile, tile_scratch_t *s, double *q, double *se) {
+    const tms_model_t *M = &P->model;
+    const int n = M->n;
+    tms_view_t p = tms_view(L, (float *)params, i);
+    const float *importance = P->importance + (size_t)i * n;
+    const float *decT = p.W;
+    if (M->decoder == TMS_DECODER_UNTIED) {
+        tms_decoder_T(M, &p, s->decT);
+        decT = s->decT;
+    }
+    double loss = 0.0, sum_q = 0.0, sum_q2 = 0.0;
+    for (long r0 = 0; r0 < samples; r0 += tile) {
+        int nr = (int)(samples - r0 < tile ? samples - r0 : tile);
+        tms_sample_tile(&P->data, P->inst[i].key, TMS_SUBSEQ_EVAL, n, r0, nr, P->inst[i].density, s->x, s->target);
+        const float *target = s->target ? s->target : s->x;
+        loss += tms_forward(M, &p, decT, importance, s->x, target, nr, s->z, s->h, s->y, s->out);
+        // per-sample losses q (tile), accumulated feature by feature
+        for (int r = 0; r < nr; r++) q[r] = 0.0;
+        for (int f = 0; f < n; f++) {
+            const float *o = s->out + (size_t)f * nr, *t = target + (size_t)f * nr;
+            const double w = importance[f];
+            for (int r = 0; r < nr; r++) {
+                double d = (double)t[r] - (double)o[r];
+                q[r] += w * d * d;
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            double qr = q[r] / n;
+            sum_q += qr;
+            sum_q2 += qr * qr;
         }
     }
-    return failed ? -1 : 0;
+    if (se) {
+        // sample variance from the sums: both are O(samples * q^2) in double, far above the
+        // rounding that the subtraction loses for any samples tms allows (<= 2^28)
+        double mean_q = sum_q / (double)samples;
+        double var = samples > 1 ? (sum_q2 - sum_q * mean_q) / (double)(samples - 1) : 0.0;
+        *se = var > 0.0 ? sqrt(var / (double)samples) : 0.0;
+    }
+    return loss / ((double)samples * (double)n);
+}
+
+int tms_cpu_eval_loss(const tms_problem_t *P, const tms_layout_t *L, const float *params,
+                      long samples, int threads, double *loss, double *loss_se) {
+    int tile = tms_cpu_tile_rows(&P->model, (int)(samples < 1L << 30 ? samples : 1L << 30));
+    if (threads <= 0) threads = omp_get_max_threads();
+    if (threads > P->instances) threads = P->instances > 0 ? P->instances : 1;
+    // every thread's scratch allocated up front, so a failure is known before any work
+    // (a thread leaving a worksharing loop early would be undefined behaviour)
+    tile_scratch_t *s = calloc((size_t)threads, sizeof(tile_scratch_t));
+    double *q = malloc((size_t)threads * tile * sizeof(double)); // (threads, tile) per-sample losses
+    int made = 0, rc = -1;
+    if (!s || !q) goto out;
+    for (; made < threads; made++)
+        if (scratch_alloc(&s[made], &P->model, &P->data, tile)) goto out;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int i = 0; i < P->instances; i++) {
+        const int t = omp_get_thread_num();
+        loss[i] = instance_eval(P, L, params, i, samples, tile, &s[t], q + (size_t)t * tile,
+                                loss_se ? &loss_se[i] : NULL);
+    }
+    rc = 0;
+out:
+    for (int t = 0; t < made; t++) scratch_free(&s[t]);
+    free(s);
+    free(q);
+    return rc;
 }
 
 int tms_cpu_gradient(const tms_problem_t *P, const tms_layout_t *L, const float *params,

@@ -59,9 +59,10 @@ static void usage_render(FILE *f) {
     fprintf(f,
             "usage: tms render RUNDIR [--threads N]\n"
             "\n"
-            "Redraws RUNDIR/images/*.png and RUNDIR/contact_sheet.png from RUNDIR's saved weights\n"
-            "(as the spec's output settings say). Captions' losses are recomputed on the same\n"
-            "evaluation batch, so they equal instances.csv.\n");
+            "Draws RUNDIR/images/*.png (the first output.max_images instances) and\n"
+            "RUNDIR/contact_sheet.png from RUNDIR's saved weights, also for a run trained with\n"
+            "output.images or output.contact_sheet false. Captions' losses are read from\n"
+            "eval_loss.npy, so they equal instances.csv.\n");
 }
 
 static void usage_merge(FILE *f) {

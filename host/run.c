@@ -48,6 +48,7 @@ typedef struct {
     int grid_instances;               // instances in the whole grid
     float *params, *adam_m, *adam_v;  // flat layout
     float *eval_loss;                 // (instances) mean over batch and features, eval batch
+    float *eval_loss_se;              // (instances) its standard error
     float *loss_log;                  // (instances, n_logs): training loss at steps 0, L, 2L, ...
     int n_logs;
     char backend_name[16];
@@ -79,7 +80,7 @@ static void run_free(run_t *r) {
     tms_spec_free(&r->spec);
     tms_problem_free(&r->P);
     free(r->params); free(r->adam_m); free(r->adam_v);
-    free(r->eval_loss); free(r->loss_log);
+    free(r->eval_loss); free(r->eval_loss_se); free(r->loss_log);
     cJSON_Delete(r->sources);
 }
 
@@ -216,12 +217,10 @@ static int run_setup(run_t *r, int k, int n) {
     r->shard_k = k;
     r->shard_n = n;
     int first, count;
+    // count may be 0: a shard beyond the grid's points (--shard K/N with N larger than the
+    // grid, as a Slurm array sized for a bigger sweep gives) is a valid run of 0 instances,
+    // and merges with the others
     tms_shard_slice(r->P.instances, r->spec.seeds, k, n, &first, &count);
-    if (count == 0) {
-        snprintf(r->err, sizeof(r->err), "--shard %d/%d is empty: the grid has only %d grid points (x %d seeds); use at most %d shards",
-                 k, n, r->P.instances / r->spec.seeds, r->spec.seeds, r->P.instances / r->spec.seeds);
-        return -2;
-    }
     const int nf = r->P.model.n;
     memmove(r->P.inst, r->P.inst + first, (size_t)count * sizeof(tms_instance_t));
     memmove(r->P.importance, r->P.importance + (size_t)first * nf, (size_t)count * nf * sizeof(float));
@@ -232,10 +231,11 @@ static int run_setup(run_t *r, int k, int n) {
     r->params = calloc(total, sizeof(float));
     r->adam_m = calloc(total, sizeof(float));
     r->adam_v = calloc(total, sizeof(float));
-    r->eval_loss = calloc((size_t)count, sizeof(float));
+    r->eval_loss = calloc((size_t)(count ? count : 1), sizeof(float));
+    r->eval_loss_se = calloc((size_t)(count ? count : 1), sizeof(float));
     r->n_logs = (int)((r->spec.steps + r->spec.log_every - 1) / r->spec.log_every);
-    r->loss_log = malloc((size_t)count * r->n_logs * sizeof(float));
-    if (!r->params || !r->adam_m || !r->adam_v || !r->eval_loss || !r->loss_log) {
+    r->loss_log = malloc((size_t)(count ? count : 1) * r->n_logs * sizeof(float));
+    if (!r->params || !r->adam_m || !r->adam_v || !r->eval_loss || !r->eval_loss_se || !r->loss_log) {
         snprintf(r->err, sizeof(r->err), "out of memory for %d instances (%zu parameters)", count, r->L.total);
         return -1;
     }
@@ -466,8 +466,11 @@ static int state_io(run_t *r, const char *dir, int first, int count, int what, i
     }
     free(div);
     if (rc) return rc;
-    if (what == STATE_FINAL)
-        return array_io(r, dir, "eval_loss.npy", TMS_NPY_F32, r->eval_loss + first, shape, 1, writing, files);
+    if (what == STATE_FINAL) {
+        rc = array_io(r, dir, "eval_loss.npy", TMS_NPY_F32, r->eval_loss + first, shape, 1, writing, files);
+        if (rc) return rc;
+        return array_io(r, dir, "eval_loss_se.npy", TMS_NPY_F32, r->eval_loss_se + first, shape, 1, writing, files);
+    }
     return 0;
 }
 
@@ -510,29 +513,54 @@ static int write_tables(run_t *r, const char *dir) {
     int rc = -1;
     if (csv_open(r, &ai, dir, "instances.csv")) goto out0;
     if (csv_open(r, &af, dir, "features.csv")) goto out1;
+    // Hyperparameters are written from the spec's doubles, not the float copies training
+    // uses, and every number as the shortest text that reads back as the same value: pandas'
+    // inst[inst.density == 0.05] selects the density-0.05 rows. Computed values (losses,
+    // geometry) are floats and read back as the same float.
     fprintf(ai.fp, "instance,grid_point,density,importance_decay,importance_index,lr,weight_decay,seed,replicate,"
-                   "philox_key,loss_mean_features,loss_sum_features,dims_per_feature,n_represented,best_of_replicates,"
-                   "diverged,diverged_step\n");
+                   "philox_key,loss_mean_features,loss_sum_features,loss_mean_features_se,loss_sum_features_se,"
+                   "dims_per_feature,n_represented,best_of_replicates,diverged,diverged_step\n");
     fprintf(af.fp, "instance,feature,importance,norm,superposition,dimensionality,bias\n");
+    const tms_spec_t *sp = &r->spec;
     for (int i = 0; i < P->instances; i++) {
         const tms_instance_t *in = &P->inst[i];
         tms_view_t v = tms_view(&r->L, r->params, i);
         tms_feature_geometry(v.W, m, n, norm, sup, dim);
         int represented = 0;
         for (int f = 0; f < n; f++) represented += norm[f] > 0.5f;
-        char decay[32] = "", dstep[32] = "";
-        if (!r->spec.importance_explicit) snprintf(decay, sizeof(decay), "%.9g", r->spec.importance_decay[in->importance_index]);
+        // the grid point's axes: point = (((density * I + importance) * L + lr) * D + wd) * S + seed
+        long point = in->grid_point;
+        point /= sp->n_seed;
+        const int wd_i = (int)(point % sp->n_weight_decay); point /= sp->n_weight_decay;
+        const int lr_i = (int)(point % sp->n_lr); point /= sp->n_lr;
+        point /= sp->n_importance;
+        const int density_i = (int)point;
+        char density[32], lr[32], wd[32], decay[32] = "", dstep[32] = "", text[6][32];
+        tms_format_double(density, sizeof(density), sp->density[density_i]);
+        tms_format_double(lr, sizeof(lr), sp->lr[lr_i]);
+        tms_format_double(wd, sizeof(wd), sp->weight_decay[wd_i]);
+        if (!sp->importance_explicit) tms_format_double(decay, sizeof(decay), sp->importance_decay[in->importance_index]);
         if (in->diverged_step > 0) snprintf(dstep, sizeof(dstep), "%ld", in->diverged_step - 1);
-        fprintf(ai.fp, "%d,%d,%.9g,%s,%d,%.9g,%.9g,%llu,%d,%llu,%.9g,%.9g,%.9g,%d,%d,%d,%s\n", r->first_instance + i,
-                in->grid_point, in->density, decay, in->importance_index, in->lr, in->weight_decay,
-                (unsigned long long)in->seed, in->replicate, (unsigned long long)in->key, r->eval_loss[i],
-                r->eval_loss[i] * n, tms_dims_per_feature(v.W, m, n), represented, best[i], in->diverged_step != 0,
-                dstep);
-        const float *imp = P->importance + (size_t)i * n;
+        tms_format_float(text[0], sizeof(text[0]), r->eval_loss[i]);
+        tms_format_float(text[1], sizeof(text[1]), r->eval_loss[i] * n);
+        tms_format_float(text[2], sizeof(text[2]), r->eval_loss_se[i]);
+        tms_format_float(text[3], sizeof(text[3]), r->eval_loss_se[i] * n);
+        tms_format_float(text[4], sizeof(text[4]), tms_dims_per_feature(v.W, m, n));
+        fprintf(ai.fp, "%d,%d,%s,%s,%d,%s,%s,%llu,%d,%llu,%s,%s,%s,%s,%s,%d,%d,%d,%s\n", r->first_instance + i,
+                in->grid_point, density, decay, in->importance_index, lr, wd, (unsigned long long)in->seed,
+                in->replicate, (unsigned long long)in->key, text[0], text[1], text[2], text[3], text[4], represented,
+                best[i], in->diverged_step != 0, dstep);
         for (int f = 0; f < n; f++) {
-            char bias[32] = "";
-            if (v.b) snprintf(bias, sizeof(bias), "%.9g", v.b[f]);
-            fprintf(af.fp, "%d,%d,%.9g,%.9g,%.9g,%.9g,%s\n", r->first_instance + i, f, imp[f], norm[f], sup[f], dim[f], bias);
+            char imp[32], bias[32] = "";
+            // the importance as the spec gives it: the listed value, or r^f in double
+            tms_format_double(imp, sizeof(imp), sp->importance_explicit
+                                                    ? sp->importance_values[(size_t)in->importance_index * n + f]
+                                                    : pow(sp->importance_decay[in->importance_index], (double)f));
+            if (v.b) tms_format_float(bias, sizeof(bias), v.b[f]);
+            tms_format_float(text[0], sizeof(text[0]), norm[f]);
+            tms_format_float(text[1], sizeof(text[1]), sup[f]);
+            tms_format_float(text[2], sizeof(text[2]), dim[f]);
+            fprintf(af.fp, "%d,%d,%s,%s,%s,%s,%s\n", r->first_instance + i, f, imp, text[0], text[1], text[2], bias);
         }
     }
     if (csv_open(r, &al, dir, "loss.csv")) goto out2;
@@ -540,7 +568,10 @@ static int write_tables(run_t *r, const char *dir) {
     for (int i = 0; i < P->instances; i++)
         for (int k = 0; k < r->n_logs; k++) {
             float l = r->loss_log[(size_t)i * r->n_logs + k];
-            fprintf(al.fp, "%d,%ld,%.9g,%.9g\n", r->first_instance + i, (long)k * r->spec.log_every, l, l * n);
+            char a[32], b[32];
+            tms_format_float(a, sizeof(a), l);
+            tms_format_float(b, sizeof(b), l * n);
+            fprintf(al.fp, "%d,%ld,%s,%s\n", r->first_instance + i, (long)k * r->spec.log_every, a, b);
         }
     if (tms_atomic_commit(&al, r->err, sizeof(r->err))) goto out2;
     if (tms_atomic_commit(&af, r->err, sizeof(r->err))) goto out1;
@@ -879,36 +910,44 @@ static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, 
         return TMS_EXIT_INTERRUPTED;
     }
     if (rc < 0 || pull_state(r, be)) goto failed;
-    be->destroy(be);
-    be->ctx = NULL;
-    double *eval = malloc((size_t)r->P.instances * sizeof(double));
-    if (!eval || tms_cpu_eval_loss(&r->P, &r->L, r->params, r->spec.eval_samples, r->threads, eval)) {
+    // the final loss and its standard error, by the backend on its own parameters (the CPU's
+    // reference evaluation of the pulled parameters for a backend without one)
+    double *eval = malloc((size_t)(r->P.instances ? r->P.instances : 1) * 2 * sizeof(double));
+    double *eval_se = eval ? eval + (r->P.instances ? r->P.instances : 1) : NULL;
+    if (!eval || (be->evaluate ? be->evaluate(be, r->spec.eval_samples, eval, eval_se)
+                               : tms_cpu_eval_loss(&r->P, &r->L, r->params, r->spec.eval_samples, r->threads, eval,
+                                                   eval_se))) {
         free(eval);
-        snprintf(r->err, sizeof(r->err), "out of memory evaluating the final loss");
+        snprintf(r->err, sizeof(r->err), "the %s backend could not evaluate the final loss", be->name);
         goto failed;
     }
-    for (int i = 0; i < r->P.instances; i++) r->eval_loss[i] = (float)eval[i];
+    be->destroy(be);
+    be->ctx = NULL;
+    for (int i = 0; i < r->P.instances; i++) {
+        r->eval_loss[i] = (float)eval[i];
+        r->eval_loss_se[i] = (float)eval_se[i];
+    }
     free(eval);
     if (write_outputs(r, partial)) goto failed;
     remove_checkpoint(partial);
     if (write_manifest(r, partial, "complete", NULL)) goto failed;
     if (publish(r, partial, o->out_dir)) goto failed;
     if (!o->quiet) {
-        double best = INFINITY, mean = 0.0;
+        double best = INFINITY, best_se = NAN, mean = 0.0;
         int healthy = 0, diverged = 0;
         for (int i = 0; i < r->P.instances; i++) {
             diverged += r->P.inst[i].diverged_step != 0;
             if (!isfinite(r->eval_loss[i])) continue;
             mean += r->eval_loss[i];
             healthy++;
-            if (r->eval_loss[i] < best) best = r->eval_loss[i];
+            if (r->eval_loss[i] < best) { best = r->eval_loss[i]; best_se = r->eval_loss_se[i]; }
         }
         mean = healthy ? mean / healthy : NAN;
         fprintf(stderr,
                 "tms: done in %.2f s (%.0f instance-steps/s). final loss on %ld fresh samples, mean over features: "
-                "mean %.6g, best %.6g (sum over features: best %.6g)\n",
+                "mean %.6g, best %.6g +- %.2g (sum over features: best %.6g)\n",
                 r->wall_seconds, r->wall_seconds > 0 ? (double)r->P.instances * r->P.steps / r->wall_seconds : 0.0,
-                r->spec.eval_samples, mean, best, best * r->P.model.n);
+                r->spec.eval_samples, mean, best, best_se, best * r->P.model.n);
         if (diverged)
             fprintf(stderr, "tms: %d instance%s diverged (loss or gradient not finite) and were frozen; see instances.csv\n",
                     diverged, diverged == 1 ? "" : "s");
@@ -1108,12 +1147,24 @@ int tms_cmd_render(const char *dir, int threads) {
                (rc = state_io(r, dir, 0, r->P.instances, STATE_FINAL, 0, cJSON_GetObjectItemCaseSensitive(m, "files")))) {
         fprintf(stderr, "tms: %s\n", r->err);
         code = rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
-    } else if (write_images(r, dir)) {
-        fprintf(stderr, "tms: %s\n", r->err);
-        code = TMS_EXIT_RUNTIME;
     } else {
-        fprintf(stderr, "tms: redrew the images of %s\n", dir);
-        code = TMS_EXIT_OK;
+        // render draws what it is asked for: the instance images and the contact sheet, even
+        // when training skipped them (output.images / output.contact_sheet false only spare
+        // the training run the time); output.max_images still caps both
+        r->spec.images = r->spec.contact_sheet = 1;
+        int drawn = r->spec.max_images < r->P.instances ? r->spec.max_images : r->P.instances;
+        if (write_images(r, dir)) {
+            fprintf(stderr, "tms: %s\n", r->err);
+            code = TMS_EXIT_RUNTIME;
+        } else {
+            if (drawn > 0)
+                fprintf(stderr, "tms: drew %d instance image%s (%s/images/) and %s/contact_sheet.png\n", drawn,
+                        drawn == 1 ? "" : "s", dir, dir);
+            else
+                fprintf(stderr, "tms: drew nothing: %s\n", r->P.instances == 0 ? "the run has no instances"
+                                                                     : "its output.max_images is 0");
+            code = TMS_EXIT_OK;
+        }
     }
     cJSON_Delete(m);
     unlock_out(r, code == TMS_EXIT_USAGE);

@@ -47,21 +47,31 @@ static int field_error(errbuf_t *e, const char *section, const char *key, const 
 // ----------------------------------------------------------------------------
 // numbers as text: the shortest form that reads back as the same value
 
-void tms_format_double(char *out, size_t outlen, double x) {
+// The fewest significant digits (at most `max_digits`) that read back as x, then written
+// as Python's repr writes them: positional for exponents -4 .. 15 (200, 0.05), else
+// scientific (1e+30, 1e-05).
+static void format_shortest(char *out, size_t outlen, double x, int max_digits, int is_float) {
     if (!isfinite(x)) { snprintf(out, outlen, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"); return; }
-    for (int digits = 1; digits <= 17; digits++) {
-        snprintf(out, outlen, "%.*g", digits, x);
-        if (strtod(out, NULL) == x) return;
+    if (x == 0.0) { snprintf(out, outlen, signbit(x) ? "-0" : "0"); return; }
+    int digits = 1;
+    char sci[64];
+    for (; digits <= max_digits; digits++) {
+        snprintf(sci, sizeof(sci), "%.*e", digits - 1, x);
+        if (is_float ? strtof(sci, NULL) == (float)x : strtod(sci, NULL) == x) break;
+    }
+    if (digits > max_digits) digits = max_digits;
+    snprintf(sci, sizeof(sci), "%.*e", digits - 1, x);
+    int exponent = atoi(strchr(sci, 'e') + 1);
+    if (exponent >= -4 && exponent < 16) {
+        int decimals = digits - 1 - exponent;
+        snprintf(out, outlen, "%.*f", decimals > 0 ? decimals : 0, x);
+    } else {
+        snprintf(out, outlen, "%s", sci);
     }
 }
 
-void tms_format_float(char *out, size_t outlen, float x) {
-    if (!isfinite(x)) { snprintf(out, outlen, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"); return; }
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(out, outlen, "%.*g", digits, (double)x);
-        if (strtof(out, NULL) == x) return;
-    }
-}
+void tms_format_double(char *out, size_t outlen, double x) { format_shortest(out, outlen, x, 17, 0); }
+void tms_format_float(char *out, size_t outlen, float x) { format_shortest(out, outlen, (double)x, 9, 1); }
 
 // ----------------------------------------------------------------------------
 // strict JSON: one value and nothing after it, nothing cJSON would silently change

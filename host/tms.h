@@ -129,9 +129,11 @@ struct tms_backend {
     // Each instance's divergence (tms_instance_t.diverged_step convention), or NULL when
     // the backend does not detect divergence.
     int (*get_diverged)(tms_backend_t *be, long *diverged_step);
-    // Each instance's loss (mean over features) on `samples` fresh samples drawn from the
-    // evaluation subsequences (TMS_SUBSEQ_EVAL), and the standard error of that mean (sample
-    // standard deviation of the per-sample loss / sqrt(samples)); loss_se may be NULL.
+    // Each instance's loss (mean over features) with its current parameters on `samples`
+    // fresh samples of the evaluation subsequences (TMS_SUBSEQ_EVAL), and the standard error
+    // of that mean (sample standard deviation of the per-sample loss / sqrt(samples));
+    // loss, loss_se: (instances), loss_se may be NULL. Called by the run driver before
+    // destroy. NULL: the driver evaluates the pulled parameters with tms_cpu_eval_loss.
     int (*evaluate)(tms_backend_t *be, long samples, double *loss, double *loss_se);
     void (*destroy)(tms_backend_t *be);
 };

@@ -39,7 +39,7 @@ static double best_dense_loss(int n, int m, double decay, long steps, int seeds)
         be.train(&be, 0, steps, first);
         be.get_state(&be, params, am, av);
         be.destroy(&be);
-        tms_cpu_eval_loss(&P, &L, params, 65536, 0, loss);
+        tms_cpu_eval_loss(&P, &L, params, 65536, 0, loss, NULL);
         for (int i = 0; i < seeds; i++) best = fmin(best, loss[i]);
     } else {
         CHECK(0, "backend: %s", err);

@@ -1,4 +1,7 @@
 // test_spec.c: spec validation, defaults, --set overrides and grid expansion.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "check.h"
 #include "spec.h"
@@ -28,7 +31,8 @@ int main(void) {
           s.model.output_act == TMS_ACT_RELU && s.model.bias == 1, "model defaults");
     CHECK(s.batch_size == 1024 && s.steps == 10000 && s.lr[0] == 1e-3 && s.weight_decay[0] == 0.01 &&
           s.beta1 == 0.9 && s.beta2 == 0.999 && s.eps == 1e-8 && s.optimizer == TMS_OPT_ADAMW, "recipe defaults");
-    CHECK(tms_spec_instances(&s) == 1 && s.eval_samples == 8192, "one instance by default");
+    CHECK(tms_spec_instances(&s) == 1 && s.eval_samples == TMS_EVAL_SAMPLES_MAX, "one instance by default, %ld eval samples",
+          s.eval_samples);
     tms_spec_free(&s);
     // adam defaults to no weight decay
     CHECK(parse(&s, "{" BASE ", \"optimizer\": {\"name\": \"adam\"}}", NULL, 0, err) == 0, "%s", err);
@@ -177,5 +181,93 @@ int main(void) {
     expect_error("{" BASE "}", "steps=5", "--set steps=5: expected section.field=value");
     expect_error("{" BASE "}", "trian.steps=5", "unknown section 'trian'");
     expect_error("{" BASE "}", "data.density=2", "data.density: 2 is not allowed");
+
+    // strict parsing (issue 10): nothing after the first JSON value is ignored
+    expect_error("{" BASE "} x", NULL, "line 1, column 45: unexpected text after the JSON value: 'x'");
+    expect_error("{" BASE "}\n// a comment\n", NULL, "line 2, column 1: unexpected text after the JSON value: '// a comment");
+    expect_error("{" BASE "}", "data.density=1,0.1", "--set data.density: '1,0.1' is not allowed");
+    expect_error("{" BASE "}", "train.steps=10_000", "--set train.steps: '10_000' is not allowed");
+    expect_error("{" BASE "}", "optimizer.lr=1e-3,1e-2", "--set optimizer.lr: '1e-3,1e-2' is not allowed");
+    expect_error("{" BASE "}", "train.steps=", "--set train.steps: '' is not allowed");
+    expect_error("{" BASE "}", "train.steps=true", "train.steps: true is not allowed; expected an integer from 1 to 1000000000");
+    // \u0000 would truncate a string or a key in cJSON
+    expect_error("{" BASE ", \"name\": \"a\\u0000b\"}", NULL, "line 1, column 55: \\u0000 (a NUL character)");
+    expect_error("{" BASE ", \"data\": {\"density\\u0000x\": 0.5}}", NULL, "\\u0000 (a NUL character)");
+    // an escaped backslash before u0000 is ordinary text (then an unknown field, named)
+    expect_error("{" BASE ", \"data\": {\"a\\\\u0000\": 0.5}}", NULL, "data.a\\u0000: unknown field");
+    // numbers: the real range, the value as given
+    expect_error("{" BASE ", \"optimizer\": {\"lr\": 1e30}}", NULL,
+                 "optimizer.lr: 1e+30 is not allowed; expected a number in (0, 1e6], or a non-empty list of them (at most 4096)");
+    expect_error("{" BASE ", \"optimizer\": {\"lr\": 1e400}}", NULL, "the number 1e400 is beyond the range of a double");
+    expect_error("{" BASE "}", "optimizer.lr=-1e400", "the number -1e400 is beyond the range of a double");
+    expect_error("{" BASE ", \"optimizer\": {\"weight_decay\": [0, 2e6]}}", NULL,
+                 "optimizer.weight_decay[1]: 2000000 is not allowed; expected a number in [0, 1e6]");
+    expect_error("{" BASE ", \"data\": {\"importance_decay\": 2e6}}", NULL, "expected a number r in (0, 1e6]");
+    expect_error("{\"model\": {\"n_features\": 200, \"n_hidden\": 2}, \"data\": {\"importance_decay\": 2}}", NULL,
+                 "data.importance_decay: 2 is not allowed with model.n_features = 200; expected r^(n_features - 1) at most 1e30");
+    expect_error("{" BASE ", \"data\": {\"importance\": [1, 1, 1, 1, 1e31]}}", NULL, "expected a list of 5 numbers in (0, 1e30]");
+    expect_error("{" BASE ", \"train\": {\"steps\": 2e9}}", NULL, "train.steps: 2000000000 is not allowed; expected an integer from 1 to 1000000000");
+    // seeds: 2^53 inclusive, as the README says; 2^53 + 1 is refused, not rounded to 2^53
+    CHECK(parse(&s, "{" BASE ", \"train\": {\"seed\": 9007199254740992}}", NULL, 0, err) == 0 &&
+          s.seed[0] == 9007199254740992ULL, "seed 2^53 refused: %s", err);
+    tms_spec_free(&s);
+    expect_error("{" BASE ", \"train\": {\"seed\": 9007199254740993}}", NULL,
+                 "the number 9007199254740993 is an integer beyond 2^53");
+    expect_error("{" BASE ", \"train\": {\"seed\": [1, 90071992547409920]}}", NULL, "is an integer beyond 2^53");
+    expect_error("{" BASE ", \"train\": {\"seed\": 9.1e15}}", NULL, "train.seed: 9100000000000000 is not allowed");
+
+    // the default evaluation: 2^20 samples, or an eighth of the training samples, at least 8192
+    CHECK(parse(&s, "{" BASE ", \"data\": {\"batch_size\": 256}, \"train\": {\"steps\": 300}}", NULL, 0, err) == 0 &&
+          s.eval_samples == 300 * 256 / 8, "eval default for a short run: %ld", s.eval_samples);
+    tms_spec_free(&s);
+    CHECK(parse(&s, "{" BASE ", \"train\": {\"steps\": 10}}", NULL, 0, err) == 0 && s.eval_samples == 8192,
+          "eval default floor: %ld", s.eval_samples);
+    tms_spec_free(&s);
+
+    // the grid size cannot wrap: 4096^5 x 16 = 2^64 instances is refused, naming the axes
+    {
+        size_t cap = 6 * 5 * 4096 * 8 + 1024;
+        char *big = malloc(cap), *list = malloc(4096 * 8 + 8);
+        size_t used = 0;
+        list[used++] = '[';
+        for (int k = 0; k < 4096; k++) used += (size_t)sprintf(list + used, "%s0.5", k ? "," : "");
+        list[used++] = ']';
+        list[used] = 0;
+        char *seeds = malloc(4096 * 8 + 8);
+        used = 0;
+        seeds[used++] = '[';
+        for (int k = 0; k < 4096; k++) used += (size_t)sprintf(seeds + used, "%s%d", k ? "," : "", k);
+        seeds[used++] = ']';
+        seeds[used] = 0;
+        snprintf(big, cap, "{" BASE ", \"data\": {\"density\": %s, \"importance_decay\": %s}, \"optimizer\": {\"lr\": "
+                 "%s, \"weight_decay\": %s}, \"train\": {\"seed\": %s, \"seeds\": 16}}", list, list, list, list, seeds);
+        char err2[512] = "";
+        CHECK(tms_spec_parse(&s, big, "t", NULL, 0, err2, sizeof(err2)) != 0 &&
+              strstr(err2, "the grid has 4096 data.density x 4096 data.importance_decay x 4096 optimizer.lr x 4096 "
+                           "optimizer.weight_decay x 4096 train.seed x 16 train.seeds = 1.8446744073709552e+19 instances; "
+                           "expected at most 10000000") != NULL, "grid overflow: %s", err2);
+        free(big); free(list); free(seeds);
+        // and the count itself saturates for an unvalidated spec
+        tms_spec_t raw = {0};
+        raw.n_density = raw.n_importance = raw.n_lr = raw.n_weight_decay = raw.n_seed = 4096;
+        raw.seeds = 16;
+        CHECK(tms_spec_instances(&raw) == TMS_MAX_INSTANCES + 1, "tms_spec_instances wraps: %ld", tms_spec_instances(&raw));
+    }
+
+    // numbers written the shortest way that reads back exactly
+    {
+        const double values[] = {0.05, 200, 1e30, 1e-5, 0.1 + 0.2, 9007199254740992.0, 3e-3};
+        const char *texts[] = {"0.05", "200", "1e+30", "1e-05", "0.30000000000000004", "9007199254740992", "0.003"};
+        for (int k = 0; k < 7; k++) {
+            char buf[40];
+            tms_format_double(buf, sizeof(buf), values[k]);
+            CHECK(strcmp(buf, texts[k]) == 0 && strtod(buf, NULL) == values[k], "format %.17g -> %s", values[k], buf);
+        }
+        char buf[40];
+        tms_format_float(buf, sizeof(buf), 0.05f);
+        CHECK(strcmp(buf, "0.05") == 0, "float 0.05 -> %s", buf);
+        tms_format_float(buf, sizeof(buf), 0.0184569f);
+        CHECK(strtof(buf, NULL) == 0.0184569f && strlen(buf) <= 10, "float -> %s", buf);
+    }
     return check_finish("test_spec");
 }

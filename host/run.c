@@ -36,6 +36,7 @@
 #include "render.h"
 #include "run.h"
 #include "spec.h"
+#include "sysmem.h"
 #include "tms.h"
 
 typedef struct {
@@ -228,12 +229,29 @@ static int run_setup(run_t *r, int k, int n) {
     r->first_instance = first;
     tms_layout_init(&r->L, &r->P.model, count);
     size_t total = r->L.total ? r->L.total : 1;
+    r->n_logs = (int)((r->spec.steps + r->spec.log_every - 1) / r->spec.log_every);
+    {
+        // parameters, Adam moments, the loss log and the eval losses, checked before they are
+        // allocated (the backend checks its own share when it is created)
+        const char *limit;
+        double need = (3.0 * total + (double)count * (r->n_logs + 2)) * sizeof(float);
+        size_t avail = tms_memory_available(&limit);
+        if (need > (double)avail) {
+            char a[32], b[32];
+            tms_format_bytes(a, sizeof(a), need);
+            tms_format_bytes(b, sizeof(b), (double)avail);
+            snprintf(r->err, sizeof(r->err), "not enough memory: %d instances of n=%d, m=%d need %s for their parameters, "
+                     "Adam moments and loss log (%d log points) but %s leaves %s; train fewer instances at a time "
+                     "(--shard K/N), a smaller model or a larger train.log_every", count, nf, r->P.model.m, a, r->n_logs,
+                     limit, b);
+            return -1;
+        }
+    }
     r->params = calloc(total, sizeof(float));
     r->adam_m = calloc(total, sizeof(float));
     r->adam_v = calloc(total, sizeof(float));
     r->eval_loss = calloc((size_t)(count ? count : 1), sizeof(float));
     r->eval_loss_se = calloc((size_t)(count ? count : 1), sizeof(float));
-    r->n_logs = (int)((r->spec.steps + r->spec.log_every - 1) / r->spec.log_every);
     r->loss_log = malloc((size_t)(count ? count : 1) * r->n_logs * sizeof(float));
     if (!r->params || !r->adam_m || !r->adam_v || !r->eval_loss || !r->eval_loss_se || !r->loss_log) {
         snprintf(r->err, sizeof(r->err), "out of memory for %d instances (%zu parameters)", count, r->L.total);
@@ -346,9 +364,8 @@ static double manifest_number(const cJSON *m, const char *key, double def) {
 // r->spec from a manifest's resolved spec.
 static int spec_from_manifest(run_t *r, const cJSON *m, const char *dir) {
     char msg[1024];
-    char *spec_text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(m, "spec"));
-    int rc = spec_text ? tms_spec_parse(&r->spec, spec_text, NULL, NULL, 0, msg, sizeof(msg)) : -1;
-    cJSON_free(spec_text);
+    // from the parsed numbers, not a reprint of them (cJSON prints some doubles inexactly)
+    int rc = tms_spec_from_json(&r->spec, cJSON_GetObjectItemCaseSensitive(m, "spec"), msg, sizeof(msg));
     if (rc) snprintf(r->err, sizeof(r->err), "%s: the spec in manifest.json is not valid: %s", dir, msg);
     return rc;
 }
@@ -895,12 +912,16 @@ static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quie
 // Train r (state set up, staging directory `partial` in place) to the end, write the
 // outputs and publish them as o->out_dir.
 static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, const char *partial) {
-    if (!o->quiet)
+    if (!o->quiet && r->P.instances == 0)
+        fprintf(stderr, "tms: shard %d/%d of %s is empty (the grid has %d grid points); writing a run directory "
+                "of 0 instances, which tms merge combines with the other shards\n", r->shard_k, r->shard_n,
+                r->spec.name, r->grid_instances / r->spec.seeds);
+    else if (!o->quiet)
         fprintf(stderr, "tms: training %s: %d instance%s of n=%d, m=%d for %ld steps on %s%s\n", r->spec.name,
                 r->P.instances, r->P.instances == 1 ? "" : "s", r->P.model.n, r->P.model.m, r->P.steps, r->device,
                 r->steps_done ? " (resumed)" : "");
     install_stop_handlers();
-    int rc = train_loop(r, be, partial, o->quiet);
+    int rc = train_loop(r, be, partial, o->quiet || r->P.instances == 0);
     if (rc == 1) {
         be->destroy(be); // the checkpoint holds the state; free the backend (a GPU's memory) before exiting
         be->ctx = NULL;
@@ -943,7 +964,7 @@ static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, 
             if (r->eval_loss[i] < best) { best = r->eval_loss[i]; best_se = r->eval_loss_se[i]; }
         }
         mean = healthy ? mean / healthy : NAN;
-        fprintf(stderr,
+        if (healthy) fprintf(stderr,
                 "tms: done in %.2f s (%.0f instance-steps/s). final loss on %ld fresh samples, mean over features: "
                 "mean %.6g, best %.6g +- %.2g (sum over features: best %.6g)\n",
                 r->wall_seconds, r->wall_seconds > 0 ? (double)r->P.instances * r->P.steps / r->wall_seconds : 0.0,

@@ -646,16 +646,34 @@ static int validate_output(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
 // ----------------------------------------------------------------------------
 // the resolved spec: every field, defaults filled in
 
+// Numbers go into the resolved spec as raw text in the shortest exact form: cJSON's own
+// printer tries "%1.15g" first and keeps it when it reads back within a relative DBL_EPSILON,
+// which turns a seed of 2^53 into 9007199254740990 and 0.1 + 0.2 into 0.3; the manifest must
+// hold the spec exactly (resume and render rebuild the run from it).
+static cJSON *num(double x) {
+    char text[40];
+    tms_format_double(text, sizeof(text), x);
+    return cJSON_CreateRaw(text);
+}
+
+static void add_num(cJSON *obj, const char *key, double x) { cJSON_AddItemToObject(obj, key, num(x)); }
+
+static cJSON *num_array(const double *v, int count) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; a && k < count; k++) cJSON_AddItemToArray(a, num(v[k]));
+    return a;
+}
+
 static cJSON *axis_json(const double *v, int count) {
-    return count == 1 ? cJSON_CreateNumber(v[0]) : cJSON_CreateDoubleArray(v, count);
+    return count == 1 ? num(v[0]) : num_array(v, count);
 }
 
 static cJSON *build_resolved(const tms_spec_t *s) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "name", s->name);
     cJSON *model = cJSON_AddObjectToObject(root, "model");
-    cJSON_AddNumberToObject(model, "n_features", s->model.n);
-    cJSON_AddNumberToObject(model, "n_hidden", s->model.m);
+    add_num(model, "n_features", s->model.n);
+    add_num(model, "n_hidden", s->model.m);
     cJSON_AddStringToObject(model, "decoder", decoder_names[s->model.decoder]);
     cJSON_AddStringToObject(model, "hidden_activation", act_names[s->model.hidden_act]);
     cJSON_AddStringToObject(model, "output_activation", act_names[s->model.output_act]);
@@ -666,54 +684,49 @@ static cJSON *build_resolved(const tms_spec_t *s) {
     if (s->importance_explicit) {
         cJSON *rows = cJSON_AddArrayToObject(data, "importance");
         for (int r = 0; r < s->n_importance; r++)
-            cJSON_AddItemToArray(rows, cJSON_CreateDoubleArray(s->importance_values + (size_t)r * s->model.n, s->model.n));
+            cJSON_AddItemToArray(rows, num_array(s->importance_values + (size_t)r * s->model.n, s->model.n));
     } else {
         cJSON_AddItemToObject(data, "importance_decay", axis_json(s->importance_decay, s->n_importance));
     }
-    cJSON_AddNumberToObject(data, "batch_size", s->batch_size);
+    add_num(data, "batch_size", s->batch_size);
     cJSON_AddStringToObject(data, "task", task_names[s->data.task]);
     cJSON *sets = cJSON_AddObjectToObject(data, "feature_sets");
     cJSON_AddStringToObject(sets, "kind", sets_names[s->data.sets]);
-    if (s->data.sets != TMS_SETS_NONE) cJSON_AddNumberToObject(sets, "size", s->data.set_size);
+    if (s->data.sets != TMS_SETS_NONE) add_num(sets, "size", s->data.set_size);
     cJSON *opt = cJSON_AddObjectToObject(root, "optimizer");
     cJSON_AddStringToObject(opt, "name", optimizer_names[s->optimizer]);
     cJSON_AddItemToObject(opt, "lr", axis_json(s->lr, s->n_lr));
     double betas[2] = {s->beta1, s->beta2};
-    cJSON_AddItemToObject(opt, "betas", cJSON_CreateDoubleArray(betas, 2));
-    cJSON_AddNumberToObject(opt, "eps", s->eps);
+    cJSON_AddItemToObject(opt, "betas", num_array(betas, 2));
+    add_num(opt, "eps", s->eps);
     cJSON_AddItemToObject(opt, "weight_decay", axis_json(s->weight_decay, s->n_weight_decay));
     cJSON_AddStringToObject(opt, "schedule", schedule_names[s->schedule]);
-    cJSON_AddNumberToObject(opt, "warmup_steps", (double)s->warmup_steps);
+    add_num(opt, "warmup_steps", (double)s->warmup_steps);
     cJSON *train = cJSON_AddObjectToObject(root, "train");
-    cJSON_AddNumberToObject(train, "steps", (double)s->steps);
+    add_num(train, "steps", (double)s->steps);
     if (s->n_seed == 1) {
-        cJSON_AddNumberToObject(train, "seed", (double)s->seed[0]);
+        add_num(train, "seed", (double)s->seed[0]);
     } else {
         cJSON *seeds = cJSON_AddArrayToObject(train, "seed");
-        for (int k = 0; k < s->n_seed; k++) cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)s->seed[k]));
+        for (int k = 0; k < s->n_seed; k++) cJSON_AddItemToArray(seeds, num((double)s->seed[k]));
     }
-    cJSON_AddNumberToObject(train, "seeds", s->seeds);
-    cJSON_AddNumberToObject(train, "log_every", (double)s->log_every);
-    cJSON_AddNumberToObject(train, "eval_samples", (double)s->eval_samples);
+    add_num(train, "seeds", s->seeds);
+    add_num(train, "log_every", (double)s->log_every);
+    add_num(train, "eval_samples", (double)s->eval_samples);
     cJSON *out = cJSON_AddObjectToObject(root, "output");
     cJSON_AddBoolToObject(out, "images", s->images);
     cJSON_AddBoolToObject(out, "contact_sheet", s->contact_sheet);
-    cJSON_AddNumberToObject(out, "max_images", s->max_images);
+    add_num(out, "max_images", s->max_images);
     return root;
 }
 
 // ----------------------------------------------------------------------------
 
-int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_name,
-                   char *const *overrides, int n_overrides, char *err, size_t errlen) {
+// Validate root (a parsed spec; the overrides are applied to it) into spec.
+static int spec_from_root(tms_spec_t *spec, cJSON *root, const char *default_name, char *const *overrides,
+                          int n_overrides, char *err, size_t errlen) {
     memset(spec, 0, sizeof(*spec));
     errbuf_t e = {err, errlen};
-    char msg[400];
-    cJSON *root = parse_strict(json_text, msg, sizeof(msg));
-    if (!root) {
-        snprintf(err, errlen, "%s", msg);
-        return -1;
-    }
     int rc = -1, st;
     if (!cJSON_IsObject(root)) { snprintf(err, errlen, "the spec must be a JSON object {...}"); goto done; }
     if (check_duplicates(&e, root, NULL)) goto done;
@@ -763,8 +776,26 @@ int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_
     if (!spec->resolved) { snprintf(err, errlen, "out of memory"); goto done; }
     rc = 0;
 done:
-    cJSON_Delete(root);
     if (rc) tms_spec_free(spec);
+    return rc;
+}
+
+int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_name,
+                   char *const *overrides, int n_overrides, char *err, size_t errlen) {
+    memset(spec, 0, sizeof(*spec));
+    cJSON *root = parse_strict(json_text, err, errlen);
+    if (!root) return -1;
+    int rc = spec_from_root(spec, root, default_name, overrides, n_overrides, err, errlen);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int tms_spec_from_json(tms_spec_t *spec, const cJSON *json, char *err, size_t errlen) {
+    memset(spec, 0, sizeof(*spec));
+    cJSON *root = cJSON_Duplicate(json, 1);
+    if (!root) { snprintf(err, errlen, "out of memory"); return -1; }
+    int rc = spec_from_root(spec, root, NULL, NULL, 0, err, errlen);
+    cJSON_Delete(root);
     return rc;
 }
 

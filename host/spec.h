@@ -59,6 +59,9 @@ int tms_spec_load(tms_spec_t *spec, const char *path, char *const *overrides, in
 // The same from a JSON text already in memory (used by the tests and by render/resume).
 int tms_spec_parse(tms_spec_t *spec, const char *json_text, const char *default_name,
                    char *const *overrides, int n_overrides, char *err, size_t errlen);
+// The same from a spec already parsed (a manifest's resolved spec): its numbers are used as
+// parsed, never printed and read back (cJSON's printer is not exact for every double).
+int tms_spec_from_json(tms_spec_t *spec, const cJSON *json, char *err, size_t errlen);
 void tms_spec_free(tms_spec_t *spec);
 
 // Instances in the grid; only meaningful for a validated spec (at most TMS_MAX_INSTANCES).

@@ -55,7 +55,12 @@ expect 2 "missing shard 1/3" "$tms" merge m1 shard0 shard2
 expect 2 "are both shard 1/3" "$tms" merge m2 shard0 shard1 shard1 shard2
 tmsb train sweep.json --out other1 --shard 1/3 --set train.steps=$((sweep_steps - 100)) --quiet
 expect 2 "other1 was trained from a different spec" "$tms" merge m3 shard0 other1 shard2
-expect 2 "--shard 0/5 is empty" tmsb train sweep.json --out empty --shard 0/5
+# more shards than grid points (a Slurm array sized for a bigger sweep): 4 points in 5 shards
+# leaves shard 0/5 empty; it is a valid run of 0 instances and the five merge to the full run
+for k in 0 1 2 3 4; do tmsb train sweep.json --out five$k --shard $k/5 --quiet || fail "shard $k/5"; done
+"$py" -c "import json, numpy as np; m = json.load(open('five0/manifest.json')); assert m['status'] == 'complete' and m['instances'] == 0; assert np.load('five0/W.npy').shape == (0, 2, 5)" || fail "empty shard 0/5: not a valid run of 0 instances"
+"$tms" merge merged5 five3 five0 five1 five4 five2 2>/dev/null || fail "merge with an empty shard"
+same full merged5 $STATE
 expect 2 "expected K/N" tmsb train sweep.json --out bad --shard 3
 [ ! -e m1 ] && [ ! -e m2 ] && [ ! -e m3 ] || fail "a refused merge left output"
 

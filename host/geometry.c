@@ -1,10 +1,11 @@
 // geometry.c: feature norms, superposition, dimensionality and D* of one instance.
 #include <math.h>
+#include <stddef.h>
 #include "geometry.h"
 
 static double column_dot(const float *W, int m, int n, int i, int j) {
     double s = 0.0;
-    for (int k = 0; k < m; k++) s += (double)W[k * n + i] * (double)W[k * n + j];
+    for (int k = 0; k < m; k++) s += (double)W[(size_t)k * n + i] * (double)W[(size_t)k * n + j];
     return s;
 }
 
@@ -30,11 +31,11 @@ void tms_feature_geometry(const float *W, int m, int n, float *norm, float *supe
 
 float tms_dims_per_feature(const float *W, int m, int n) {
     double fro = 0.0;
-    for (int e = 0; e < m * n; e++) fro += (double)W[e] * (double)W[e];
+    for (size_t e = 0; e < (size_t)m * n; e++) fro += (double)W[e] * (double)W[e];
     return fro > 0.0 ? (float)(m / fro) : 0.0f;
 }
 
 void tms_gram(const float *W, int m, int n, float *gram) {
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) gram[i * n + j] = (float)column_dot(W, m, n, i, j);
+        for (int j = 0; j < n; j++) gram[(size_t)i * n + j] = (float)column_dot(W, m, n, i, j); // n * n can pass 2^31
 }

@@ -235,6 +235,9 @@ static int run_setup(run_t *r, int k, int n) {
         // allocated (the backend checks its own share when it is created)
         const char *limit;
         double need = (3.0 * total + (double)count * (r->n_logs + 2)) * sizeof(float);
+        // drawing an image holds W^T W (n, n) per thread
+        if ((r->spec.images || r->spec.contact_sheet) && count > 0 && r->spec.max_images > 0)
+            need += (double)(r->threads > 0 ? r->threads : 1) * nf * (double)nf * sizeof(float);
         size_t avail = tms_memory_available(&limit);
         if (need > (double)avail) {
             char a[32], b[32];
@@ -242,7 +245,7 @@ static int run_setup(run_t *r, int k, int n) {
             tms_format_bytes(b, sizeof(b), (double)avail);
             snprintf(r->err, sizeof(r->err), "not enough memory: %d instances of n=%d, m=%d need %s for their parameters, "
                      "Adam moments and loss log (%d log points) but %s leaves %s; train fewer instances at a time "
-                     "(--shard K/N), a smaller model or a larger train.log_every", count, nf, r->P.model.m, a, r->n_logs,
+                     "(--shard K/N), a smaller model, a larger train.log_every or output.images false", count, nf, r->P.model.m, a, r->n_logs,
                      limit, b);
             return -1;
         }

@@ -78,9 +78,15 @@ touch afile
 refused 1 parent_file "cannot create directory afile" ok.json --out afile/run --quiet
 # a run bigger than the address-space limit: refused at once, saying how much it needs
 printf '{"model": {"n_features": 1000, "n_hidden": 1000}, "train": {"steps": 10, "seeds": 64}}' > big.json
-(ulimit -v 1500000; exec "$tms" train big.json --out run_big --backend cpu --threads 2) 2> err_big.txt; rc=$?
-[ $rc -eq 1 ] && grep -qE 'not enough memory: .* needs [0-9.]+ MiB .* leaves [0-9.]+ MiB' err_big.txt && grep -qF 'ulimit -v' err_big.txt \
-    && [ ! -e run_big ] && [ ! -e run_big.partial ] || fail "ulimit -v: rc $rc $(cat err_big.txt)"
+# (a sanitizer build reserves terabytes of address space at start and cannot run under
+# ulimit -v at all: the check is skipped there, and says so)
+if (ulimit -v 1500000; exec "$tms" --version) >/dev/null 2>&1; then
+    (ulimit -v 1500000; exec "$tms" train big.json --out run_big --backend cpu --threads 2) 2> err_big.txt; rc=$?
+    [ $rc -eq 1 ] && grep -qE 'not enough memory: .* needs [0-9.]+ MiB .* leaves [0-9.]+ MiB' err_big.txt && grep -qF 'ulimit -v' err_big.txt \
+        && [ ! -e run_big ] && [ ! -e run_big.partial ] || fail "ulimit -v: rc $rc $(cat err_big.txt)"
+else
+    echo "note: this tms cannot start under ulimit -v (a sanitizer build?); the memory check is not exercised" >&2
+fi
 
 # ---- classes 6 and 7: exact hyperparameters, standard errors that mean what they say
 cat > sweep.json <<'JSON'

@@ -967,7 +967,10 @@ static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, 
             if (r->eval_loss[i] < best) { best = r->eval_loss[i]; best_se = r->eval_loss_se[i]; }
         }
         mean = healthy ? mean / healthy : NAN;
-        if (healthy) fprintf(stderr,
+        if (!healthy)
+            fprintf(stderr, "tms: done in %.2f s; %s\n", r->wall_seconds,
+                    r->P.instances ? "no instance has a finite final loss" : "no instances (an empty shard)");
+        else fprintf(stderr,
                 "tms: done in %.2f s (%.0f instance-steps/s). final loss on %ld fresh samples, mean over features: "
                 "mean %.6g, best %.6g +- %.2g (sum over features: best %.6g)\n",
                 r->wall_seconds, r->wall_seconds > 0 ? (double)r->P.instances * r->P.steps / r->wall_seconds : 0.0,

@@ -229,12 +229,13 @@ size_t tms_cpu_backend_bytes(const tms_problem_t *P, const tms_layout_t *L, int 
     // params, grads, adam_m, adam_v
     double bytes = 4.0 * (double)L->total * sizeof(float);
     // per thread: x, y, out, dy (tile, n), z, h, dh (tile, m), decT (m, n), target (tile, n)
-    double per_thread = ((4.0 + tms_data_has_target(&P->data)) * tile * n + 3.0 * tile * m + (double)m * n) * sizeof(float);
+    const double tn = 4.0 + tms_data_has_target(&P->data); // (tile, n) buffers per thread
+    double per_thread = (tn * tile * n + 3.0 * tile * m + (double)m * n) * sizeof(float);
     bytes += threads * per_thread + (double)P->instances * sizeof(long) + threads * sizeof(tile_scratch_t);
     // the final evaluation's scratch (its tile can be larger than training's) and per-sample losses
     int eval_tile = tms_cpu_tile_rows(&P->model, 1 << 30);
-    bytes += threads * (((4.0 + tms_data_has_target(&P->data)) * eval_tile * n + 3.0 * eval_tile * m + (double)m * n) *
-                        sizeof(float) + eval_tile * sizeof(double));
+    bytes += threads * ((tn * eval_tile * n + 3.0 * eval_tile * m + (double)m * n) * sizeof(float) +
+                        eval_tile * sizeof(double));
     return bytes >= (double)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
 }
 

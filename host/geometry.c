@@ -37,5 +37,6 @@ float tms_dims_per_feature(const float *W, int m, int n) {
 
 void tms_gram(const float *W, int m, int n, float *gram) {
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) gram[(size_t)i * n + j] = (float)column_dot(W, m, n, i, j); // n * n can pass 2^31
+        for (int j = 0; j < n; j++) // n * n can pass 2^31: index in size_t
+            gram[(size_t)i * n + j] = (float)column_dot(W, m, n, i, j);
 }

@@ -158,7 +158,8 @@ static char *checked_out_dir(const char *flag, const char *given) {
     else if (last_len == 2 && last[0] == '.' && last[1] == '.') why = "names a parent directory";
     else if (len > 4000) why = "is longer than 4000 characters";
     if (why) {
-        fprintf(stderr, "tms: %s '%s' %s; expected a path for a new run directory, e.g. runs/mysweep\n", flag, given, why);
+        fprintf(stderr, "tms: %s '%s' %s; expected a path for a new run directory, e.g. runs/mysweep\n", flag, given,
+                why);
         return NULL;
     }
     char *out = malloc(len + 1);
@@ -189,7 +190,8 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
         else if (!strcmp(a, "--shard") && has_value) { if (parse_shard(argv[++i], &o.shard_k, &o.shard_n)) goto out; }
         else if (!strcmp(a, "--checkpoint-every") && has_value) {
             if (parse_long(argv[++i], 1, 1000000000L, &o.checkpoint_every, NULL)) {
-                fprintf(stderr, "tms: --checkpoint-every %s: expected an integer from 1 to 1000000000 (steps)\n", argv[i]);
+                fprintf(stderr, "tms: --checkpoint-every %s: expected an integer from 1 to 1000000000 (steps)\n",
+                        argv[i]);
                 goto out;
             }
         }

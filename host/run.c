@@ -243,10 +243,10 @@ static int run_setup(run_t *r, int k, int n) {
             char a[32], b[32];
             tms_format_bytes(a, sizeof(a), need);
             tms_format_bytes(b, sizeof(b), (double)avail);
-            snprintf(r->err, sizeof(r->err), "not enough memory: %d instances of n=%d, m=%d need %s for their parameters, "
-                     "Adam moments and loss log (%d log points) but %s leaves %s; train fewer instances at a time "
-                     "(--shard K/N), a smaller model, a larger train.log_every or output.images false", count, nf, r->P.model.m, a, r->n_logs,
-                     limit, b);
+            snprintf(r->err, sizeof(r->err), "not enough memory: %d instances of n=%d, m=%d need %s for their "
+                     "parameters, Adam moments, loss log (%d log points) and images but %s leaves %s; train fewer "
+                     "instances at a time (--shard K/N), a smaller model, a larger train.log_every or output.images "
+                     "false", count, nf, r->P.model.m, a, r->n_logs, limit, b);
             return -1;
         }
     }
@@ -555,11 +555,12 @@ static int write_tables(run_t *r, const char *dir) {
         const int lr_i = (int)(point % sp->n_lr); point /= sp->n_lr;
         point /= sp->n_importance;
         const int density_i = (int)point;
-        char density[32], lr[32], wd[32], decay[32] = "", dstep[32] = "", text[6][32];
+        char density[32], lr[32], wd[32], decay[32] = "", dstep[32] = "", text[5][32];
         tms_format_double(density, sizeof(density), sp->density[density_i]);
         tms_format_double(lr, sizeof(lr), sp->lr[lr_i]);
         tms_format_double(wd, sizeof(wd), sp->weight_decay[wd_i]);
-        if (!sp->importance_explicit) tms_format_double(decay, sizeof(decay), sp->importance_decay[in->importance_index]);
+        if (!sp->importance_explicit)
+            tms_format_double(decay, sizeof(decay), sp->importance_decay[in->importance_index]);
         if (in->diverged_step > 0) snprintf(dstep, sizeof(dstep), "%ld", in->diverged_step - 1);
         tms_format_float(text[0], sizeof(text[0]), r->eval_loss[i]);
         tms_format_float(text[1], sizeof(text[1]), r->eval_loss[i] * n);

@@ -65,6 +65,7 @@ typedef struct {
     char made_parent[4096];           // the parent directory of <out> when this process created it
     struct { char name[48]; char sha256[65]; } sums[32]; // the array files last written, relative to their directory
     int n_sums;
+    int cpu_backend_follows;          // train on the CPU: its memory is checked with the run's
 } run_t;
 
 // manifest.json and checkpoint.json are a few kB (a merge of a million shards: some
@@ -235,6 +236,11 @@ static int run_setup(run_t *r, int k, int n) {
         // allocated (the backend checks its own share when it is created)
         const char *limit;
         double need = (3.0 * total + (double)count * (r->n_logs + 2)) * sizeof(float);
+        // and the CPU backend's, in the same check: pages allocated but not yet touched do not
+        // count as used in a cgroup, so two checks in sequence would both pass and the run
+        // would then outgrow its limit
+        if (r->cpu_backend_follows)
+            need += (double)tms_cpu_backend_bytes(&r->P, &r->L, r->threads < count ? r->threads : count);
         // drawing an image holds W^T W (n, n) per thread
         if ((r->spec.images || r->spec.contact_sheet) && count > 0 && r->spec.max_images > 0)
             need += (double)(r->threads > 0 ? r->threads : 1) * nf * (double)nf * sizeof(float);
@@ -244,7 +250,7 @@ static int run_setup(run_t *r, int k, int n) {
             tms_format_bytes(a, sizeof(a), need);
             tms_format_bytes(b, sizeof(b), (double)avail);
             snprintf(r->err, sizeof(r->err), "not enough memory: %d instances of n=%d, m=%d need %s for their "
-                     "parameters, Adam moments, loss log (%d log points) and images but %s leaves %s; train fewer "
+                     "parameters, Adam moments, loss log (%d log points), images and backend but %s leaves %s; train fewer "
                      "instances at a time (--shard K/N), a smaller model, a larger train.log_every or output.images "
                      "false", count, nf, r->P.model.m, a, r->n_logs, limit, b);
             return -1;
@@ -1137,6 +1143,15 @@ int tms_cmd_train(const tms_train_opts_t *o) {
     r->threads = o->threads > 0 ? o->threads : omp_get_max_threads();
     r->command = o->command_line;
     r->checkpoint_every = o->checkpoint_every;
+    r->cpu_backend_follows = o->backend && !strcmp(o->backend, "cpu");
+#ifndef TMS_HAVE_CUDA
+    r->cpu_backend_follows |= !o->backend || !strcmp(o->backend, "auto");
+#else
+    if (!o->backend || !strcmp(o->backend, "auto")) {
+        char gpu[128];
+        r->cpu_backend_follows = !tms_cuda_backend_available(gpu, sizeof(gpu));
+    }
+#endif
     if (!o->out_dir || !o->out_dir[0] ||
         snprintf(partial, sizeof(partial), "%s.partial", o->out_dir) >= (int)sizeof(partial)) {
         fprintf(stderr, "tms: train needs --out RUNDIR (a path of at most 4000 characters)\n");

@@ -82,10 +82,26 @@ printf '{"model": {"n_features": 1000, "n_hidden": 1000}, "train": {"steps": 10,
 # ulimit -v at all: the check is skipped there, and says so)
 if (ulimit -v 1500000; exec "$tms" --version) >/dev/null 2>&1; then
     (ulimit -v 1500000; exec "$tms" train big.json --out run_big --backend cpu --threads 2) 2> err_big.txt; rc=$?
-    [ $rc -eq 1 ] && grep -qE 'not enough memory: .* needs [0-9.]+ MiB .* leaves [0-9.]+ MiB' err_big.txt && grep -qF 'ulimit -v' err_big.txt \
+    [ $rc -eq 1 ] && grep -qE 'not enough memory: .* needs? [0-9.]+ [MG]iB .* leaves [0-9.]+ [MG]iB' err_big.txt && grep -qF 'ulimit -v' err_big.txt \
         && [ ! -e run_big ] && [ ! -e run_big.partial ] || fail "ulimit -v: rc $rc $(cat err_big.txt)"
 else
     echo "note: this tms cannot start under ulimit -v (a sanitizer build?); the memory check is not exercised" >&2
+fi
+# the same under a cgroup memory limit (what Slurm enforces), where this test may make one
+# (root, a writable cgroup v1 or v2 hierarchy); otherwise skipped, and says so
+cg=""
+if [ -w /sys/fs/cgroup/memory ] && mkdir "/sys/fs/cgroup/memory/tms_test_$$" 2>/dev/null; then
+    cg=/sys/fs/cgroup/memory/tms_test_$$; echo 1500000000 > $cg/memory.limit_in_bytes
+elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && mkdir "/sys/fs/cgroup/tms_test_$$" 2>/dev/null; then
+    cg=/sys/fs/cgroup/tms_test_$$; echo 1500000000 > $cg/memory.max
+fi
+if [ -n "$cg" ]; then
+    timeout 60 bash -c "echo \$\$ > $cg/cgroup.procs && exec \"$tms\" train big.json --out run_cg --backend cpu --threads 2" 2> err_cg.txt; rc=$?
+    rmdir "$cg" 2>/dev/null || { sleep 1; rmdir "$cg"; }
+    [ $rc -eq 1 ] && grep -qE 'not enough memory: .* needs? [0-9.]+ [MG]iB .* the cgroup memory limit leaves [0-9.]+ [MG]iB' err_cg.txt \
+        && [ ! -e run_cg ] && [ ! -e run_cg.partial ] || fail "cgroup limit: rc $rc $(cat err_cg.txt)"
+else
+    echo "note: no cgroup could be made here; the cgroup memory check is not exercised" >&2
 fi
 
 # ---- classes 6 and 7: exact hyperparameters, standard errors that mean what they say

@@ -72,6 +72,10 @@ static double cgroup_room(void) {
         snprintf(a, sizeof(a), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", v1);
         snprintf(b, sizeof(b), "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", v1);
         double max = number_file(a), cur = number_file(b);
+        if (max < 0.0) { // a container without a cgroup namespace: its own cgroup is the mount's root
+            max = number_file("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+            cur = number_file("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+        }
         if (max >= 0.0 && max < 1e18) { // v1 reports "no limit" as a huge number
             double room = max - (cur > 0.0 ? cur : 0.0);
             if (room < 0.0) room = 0.0;

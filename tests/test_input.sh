@@ -146,6 +146,6 @@ PY
 grep -qF "drew 12 instance images" err_render.txt && [ -f small/images/instance_00011.png ] && [ -f small/contact_sheet.png ] \
     || fail "render of an images=false run: $(cat err_render.txt)"
 
-echo "test_input: $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo '?') s"
+echo "test_input: took $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 if [ $fails -ne 0 ]; then echo "test_input: $fails failure(s)"; exit 1; fi
 echo "test_input: all checks passed"

@@ -96,7 +96,7 @@ elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && mkdir 
     cg=/sys/fs/cgroup/tms_test_$$; echo 1500000000 > $cg/memory.max
 fi
 if [ -n "$cg" ]; then
-    timeout 60 bash -c "echo \$\$ > $cg/cgroup.procs && exec \"$tms\" train big.json --out run_cg --backend cpu --threads 2" 2> err_cg.txt; rc=$?
+    timeout -s KILL 60 bash -c "echo \$\$ > $cg/cgroup.procs && exec \"$tms\" train big.json --out run_cg --backend cpu --threads 2" 2> err_cg.txt; rc=$?
     rmdir "$cg" 2>/dev/null || { sleep 1; rmdir "$cg"; }
     [ $rc -eq 1 ] && grep -qE 'not enough memory: .* needs? [0-9.]+ [MG]iB .* the cgroup memory limit leaves [0-9.]+ [MG]iB' err_cg.txt \
         && [ ! -e run_cg ] && [ ! -e run_cg.partial ] || fail "cgroup limit: rc $rc $(cat err_cg.txt)"

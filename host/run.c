@@ -837,9 +837,6 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
         *usage_error = 1;
         return -1;
     }
-    // an empty shard (0 instances) computes nothing: the CPU backend runs it on any machine
-    // (the CUDA backend refuses an empty problem), so every task of a Slurm array succeeds
-    if (r->P.instances == 0) want = "cpu";
 #ifdef TMS_HAVE_CUDA
     // only auto and cuda ask CUDA: the query initialises the driver (time, and GPU memory
     // for a context on a shared node), which --backend cpu must not cost

@@ -134,7 +134,7 @@ static inline double min_kink_distance(const gpu_problem_t *g, const float *para
 // each instance's loss on `samples` rows of the evaluation subsequence. The one place the
 // GPU tests call it.
 static inline int cpu_eval_loss(const gpu_problem_t *g, const float *params, long samples, double *loss) {
-    return tms_cpu_eval_loss(&g->P, &g->L, params, samples, 0, loss);
+    return tms_cpu_eval_loss(&g->P, &g->L, params, samples, 0, loss, NULL);
 }
 
 // ----------------------------------------------------------------------------

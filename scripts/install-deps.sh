@@ -3,16 +3,18 @@
 # what is missing. With --tests, also what the tests need: numpy for the output
 # checks, matplotlib + pandas for the figure pipeline (test_plots.sh; the same packages
 # plots/install-deps.sh installs for experiments/figures.sh),
-# and slurm-wlm + munge for the slurm test (which starts its own daemons
-# in a scratch folder; the packages' own services are never started here).
-# g++ and libboost-context-dev (fibers) build the emulated CUDA of tests/emu, which runs
-# the CUDA backend's real sources on the CPU.
+# slurm-wlm + munge for the slurm test (which starts its own daemons
+# in a scratch folder; the packages' own services are never started here),
+# g++ and libboost-context-dev (fibers) for the emulated CUDA of tests/emu, which runs
+# the CUDA backend's real sources on the CPU, and clang with Debian 12's clang 14 runtimes
+# (libFuzzer and the sanitizers: libclang-rt-14-dev; OpenMP: libomp-14-dev) for the sanitizer
+# build and the fuzzers (tests/sanitize.sh, tests/fuzz/run.sh).
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
 need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev)
 [ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
-                                   libboost-context-dev)
+                                   libboost-context-dev clang libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

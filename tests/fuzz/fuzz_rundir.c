@@ -51,9 +51,37 @@ static double run_bytes(const run_t *r) {
     return instances * (3.0 * per + logs + (double)s->model.n + 8.0) * 4.0;
 }
 
+#ifdef TMS_MAX_JSON
+// run.c seals manifest.json and checkpoint.json with a SHA-256 of their content. A
+// hostile writer can compute it too; the target re-seals what it writes, so the fuzzer
+// reaches the readers behind the checksum (an input with "sha256": "keep" keeps its own).
+static char *sealed(const char *text, const char *spec_sha, const run_t *r) {
+    cJSON *j = cJSON_Parse(text);
+    if (!cJSON_IsObject(j)) { cJSON_Delete(j); return strdup(text); }
+    const cJSON *keep = cJSON_GetObjectItemCaseSensitive(j, "sha256");
+    if (cJSON_IsString(keep) && strcmp(keep->valuestring, "keep") == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "sha256");
+        char *out = cJSON_Print(j);
+        cJSON_Delete(j);
+        return out;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "sha256");
+    if (r) { // checkpoint.json: the real spec and file checksums where the input has none
+        if (!cJSON_GetObjectItemCaseSensitive(j, "spec_sha256")) cJSON_AddStringToObject(j, "spec_sha256", spec_sha);
+        if (!cJSON_GetObjectItemCaseSensitive(j, "files")) {
+            cJSON *files = cJSON_AddObjectToObject(j, "files");
+            for (int f = 0; files && f < r->n_sums; f++) cJSON_AddStringToObject(files, r->sums[f].name, r->sums[f].sha256);
+        }
+    }
+    char *out = json_seal(j) ? NULL : cJSON_Print(j);
+    cJSON_Delete(j);
+    return out;
+}
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t at = 0;
-    char *manifest = next_part(data, size, &at), *ck_json = next_part(data, size, &at);
+    char *manifest = next_part(data, size, &at), *ck_json = next_part(data, size, &at), *text = NULL;
     const int damage = at < size;                  // a checkpoint file to overwrite
     const int which = damage ? data[at] : 0;
     const uint8_t *bytes = damage ? data + at + 1 : NULL;
@@ -64,7 +92,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!manifest || !ck_json || !r || !probe) goto out;
     tms_remove_tree(scratch);
     if (tms_join(ckdir, sizeof(ckdir), scratch, "checkpoint") || tms_mkdirs(ckdir, r->err, sizeof(r->err))) goto out;
-    if (write_text(scratch, "manifest.json", manifest, strlen(manifest))) goto out;
+#ifdef TMS_MAX_JSON
+    text = sealed(manifest, NULL, NULL);
+#else
+    text = strdup(manifest);
+#endif
+    if (!text || write_text(scratch, "manifest.json", text, strlen(text))) goto out;
+    free(text);
+    text = NULL;
     m = read_manifest(scratch, r->err, sizeof(r->err));
     if (!m) goto out;
     manifest_string(m, "status");
@@ -74,15 +109,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     r->threads = 1;
     if (run_from_manifest(r, m, scratch)) goto out;
     // a checkpoint as tms writes it, then the fuzzed checkpoint.json and one damaged file
+    static const char *const files[] = {"W.npy", "W2.npy", "b1.npy", "b.npy", "loss.npy", "diverged_step.npy",
+                                        "optimizer/adam_m_W.npy", "optimizer/adam_v_W.npy", "optimizer/adam_m_b.npy"};
+    const char *victim = files[which % (sizeof(files) / sizeof(files[0]))];
+    r->wall_seconds = 0.0;
+    int have;
+#ifdef TMS_MAX_JSON
+    char spec_sha[65];
+    if (state_io(r, ckdir, 0, r->P.instances, STATE_TRAINING, 1, NULL) ||
+        json_sha256(cJSON_GetObjectItemCaseSensitive(m, "spec"), spec_sha))
+        goto out;
+    text = sealed(ck_json, spec_sha, r);
+    if (!text || write_text(ckdir, "checkpoint.json", text, strlen(text))) goto out;
+    if (damage && write_text(ckdir, victim, bytes, nbytes)) goto out;
+    have = read_checkpoint(r, scratch, spec_sha);
+#else
     if (state_io(r, ckdir, 0, r->P.instances, STATE_TRAINING, 1)) goto out;
     if (write_text(ckdir, "checkpoint.json", ck_json, strlen(ck_json))) goto out;
-    if (damage) {
-        static const char *const files[] = {"W.npy", "W2.npy", "b1.npy", "b.npy", "loss.npy", "diverged_step.npy",
-                                            "optimizer/adam_m_W.npy", "optimizer/adam_v_W.npy", "optimizer/adam_m_b.npy"};
-        if (write_text(ckdir, files[which % (sizeof(files) / sizeof(files[0]))], bytes, nbytes)) goto out;
-    }
-    r->wall_seconds = 0.0;
-    int have = read_checkpoint(r, scratch);
+    if (damage && write_text(ckdir, victim, bytes, nbytes)) goto out;
+    have = read_checkpoint(r, scratch);
+#endif
     if (have == 1 && (r->steps_done < 0 || r->steps_done > r->spec.steps)) abort(); // resumed outside the run
 out:
     cJSON_Delete(m);
@@ -92,6 +138,7 @@ out:
     free(probe);
     free(manifest);
     free(ck_json);
+    free(text);
     tms_remove_tree(scratch);
     return 0;
 }

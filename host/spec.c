@@ -11,6 +11,8 @@
 #include <string.h>
 #include "spec.h"
 #include "fileio.h"
+#include <locale.h>
+#include <wchar.h>
 
 // ----------------------------------------------------------------------------
 // error reporting
@@ -201,6 +203,25 @@ static void join(char *out, size_t outlen, const char *const *list) {
         size_t used = strlen(out);
         snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", list[i]);
     }
+}
+
+// A string the manifest can hold: valid UTF-8 (JSON text is UTF-8, and cJSON writes a
+// string's bytes as they are), decoded by the C library in its C.UTF-8 locale.
+static int is_utf8(const char *s) {
+    locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    if (!utf8) return 1; // no UTF-8 locale to check with (glibc always has C.UTF-8)
+    locale_t old = uselocale(utf8);
+    mbstate_t st;
+    memset(&st, 0, sizeof(st));
+    size_t len = strlen(s), k;
+    for (; len > 0; s += k, len -= k) {
+        wchar_t wc;
+        k = mbrtowc(&wc, s, len, &st);
+        if (k == (size_t)-1 || k == (size_t)-2 || k == 0) break;
+    }
+    uselocale(old);
+    freelocale(utf8);
+    return len == 0;
 }
 
 // cJSON keeps every member of an object; a field given twice would silently use the first
@@ -742,13 +763,19 @@ static int spec_from_root(tms_spec_t *spec, cJSON *root, const char *default_nam
     }
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
     if (name) {
-        if (!cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) >= sizeof(spec->name)) {
-            field_error(&e, "name", NULL, name, "a non-empty string of at most 127 characters");
+        if (!cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) >= sizeof(spec->name) ||
+            !is_utf8(name->valuestring)) {
+            field_error(&e, "name", NULL, name, "a non-empty string of at most 127 characters, in UTF-8");
             goto done;
         }
         snprintf(spec->name, sizeof(spec->name), "%s", name->valuestring);
     } else {
         snprintf(spec->name, sizeof(spec->name), "%s", default_name ? default_name : "run");
+        if (!is_utf8(spec->name)) {
+            snprintf(err, errlen, "name: the default name, the spec's file name without .json, is not UTF-8; "
+                                  "expected a \"name\" in the spec");
+            goto done;
+        }
     }
     const cJSON *model = section_object(&e, root, "model", &st); if (st) goto done;
     const cJSON *data = section_object(&e, root, "data", &st); if (st) goto done;

@@ -197,7 +197,7 @@ class Fuzzer:
             except ValueError:
                 self.specs.append(raw)
         self.complete = []  # finished runs, for render and merge
-        self.counts = {"inputs": 0, "crashes": 0, "violations": 0, "timeouts": 0, 0: 0, 1: 0, 2: 0}
+        self.counts = {"inputs": 0, "crashes": 0, "violations": 0, "timeouts": 0, "lsan_flakes": 0, 0: 0, 1: 0, 2: 0}
         self.env = dict(os.environ, OMP_NUM_THREADS="1",
                         ASAN_OPTIONS="exitcode=99:detect_leaks=1:allocator_may_return_null=1:malloc_limit_mb=2048:"
                                      "abort_on_error=0:" + os.environ.get("ASAN_OPTIONS", ""),
@@ -281,6 +281,15 @@ class Fuzzer:
         existed = precreated and out == "run"
         rc, err, secs = self.run(argv, case)
         self.counts["inputs"] += 1
+        if "LeakSanitizer has encountered a fatal error" in err:
+            # LeakSanitizer's own tracer failed (it stops every thread at exit; rarely it
+            # crashes itself, "Tracer caught signal 11"): not a report about tms. Run the
+            # input again from the same state; only a failure that comes back counts.
+            self.counts["lsan_flakes"] += 1
+            for name in (out, out + ".partial"):
+                if not (existed and name == out):
+                    shutil.rmtree(os.path.join(case, name), ignore_errors=True)
+            rc, err, secs = self.run(argv, case)
         if self.a.verbose or rc is None:
             print(f"[{i}] {'rc %d' % rc if rc is not None else 'TIMEOUT (killed)'} {secs:.1f}s "
                   f"{' '.join(shlex.quote(x) for x in argv[1:])}\n    "
@@ -391,7 +400,8 @@ class Fuzzer:
             i += 1
         c = self.counts
         print(f"cli_fuzz: {c['inputs']} inputs tried in {time.time() - t0:.0f} s (exit 0: {c[0]}, exit 1: {c[1]}, "
-              f"exit 2: {c[2]}, timeouts: {c['timeouts']}); crashes: {c['crashes']}; "
+              f"exit 2: {c[2]}, timeouts: {c['timeouts']}, LeakSanitizer tracer failures rerun: {c['lsan_flakes']}); "
+              f"crashes: {c['crashes']}; "
               f"contract violations: {c['violations']}", flush=True)
         return 1 if c["crashes"] or c["violations"] else 0
 

@@ -49,8 +49,9 @@ done
 # ---- one libFuzzer target for $secs seconds; new inputs go to build-fuzz/corpus/TARGET
 fuzz_target() {
     local t=$1
+    local seeds=tests/fuzz/corpus/${t#fuzz_}
     mkdir -p "$build/corpus/$t" "$build/crashes/$t"
-    "$bin/$t" "$build/corpus/$t" "tests/fuzz/corpus/$t" -max_total_time="$secs" -max_len="${max_len[$t]}" \
+    "$bin/$t" "$build/corpus/$t" "$seeds" -max_total_time="$secs" -max_len="${max_len[$t]}" \
         -dict=tests/fuzz/json.dict -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$build/crashes/$t/" >"$build/logs/$t.log" 2>&1
     echo $? >"$build/logs/$t.rc"

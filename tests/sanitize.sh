@@ -22,12 +22,22 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan
 export LSAN_OPTIONS=exitcode=99
 cd build-asan
 rc=0
-ctest --output-on-failure -j "$(nproc)" -E '^(closed_form|figure_facts|plots|slurm)$' "$@" || rc=1
-found=$(find "$reports" -type f | wc -l)
-if [ "$found" -gt 0 ]; then
-    echo "sanitize: $found sanitizer report(s):"
-    for f in "$reports"/*; do echo "--- $f"; head -60 "$f"; done
-    rc=1
-fi
-echo "sanitize: $found sanitizer reports"
+# --repeat until-pass:2: a test that failed is run once more (LeakSanitizer's own tracer
+# rarely crashes at a process's exit, see tests/fuzz/findings.md 6; a sanitizer report about
+# tms is in build-asan/sanitizer/ either way and fails this step below)
+ctest --output-on-failure -j "$(nproc)" --repeat until-pass:2 -E '^(closed_form|figure_facts|plots|slurm)$' "$@" || rc=1
+found=0 tracer=0
+for f in "$reports"/*; do
+    [ -f "$f" ] || continue
+    if grep -q 'LeakSanitizer has encountered a fatal error' "$f" && ! grep -qE 'ERROR: |runtime error' "$f"; then
+        tracer=$((tracer + 1))
+        echo "sanitize: LeakSanitizer's tracer failed (not a report about tms): $f"
+        continue
+    fi
+    found=$((found + 1))
+    echo "--- sanitizer report $f"
+    head -60 "$f"
+done
+[ "$found" -eq 0 ] || rc=1
+echo "sanitize: $found sanitizer report(s), $tracer LeakSanitizer tracer failure(s)"
 exit $rc

@@ -16,8 +16,13 @@ CC=clang bash scripts/build.sh build-asan -DTMS_SANITIZE=ON -DTMS_CUDA=OFF
 reports=$PWD/build-asan/sanitizer
 rm -rf "$reports"; mkdir -p "$reports"
 # detect_leaks: LeakSanitizer at every exit (0, 1, 2 and 3 alike); exitcode 99 tells a
-# sanitizer's abort from tms's own codes; log_path keeps each report in a file
-export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=99:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$reports/asan
+# sanitizer's abort from tms's own codes; log_path keeps each report in a file.
+# intercept_tls_get_addr=0: with clang 14's runtime on Debian 12's glibc 2.36, LeakSanitizer's
+# tracer itself crashes at exit ("Tracer caught signal 11") for some runs, reproducibly, while
+# it walks the dynamic TLS blocks it learnt of through __tls_get_addr; tms loads no library at
+# run time (no dynamic TLS of its own), and leaks are still found with it off (the SIGTERM
+# backend leak, tests/fuzz/findings.md 2, is reported the same). See findings.md 6.
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=99:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:intercept_tls_get_addr=0:log_path=$reports/asan
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan
 export LSAN_OPTIONS=exitcode=99
 cd build-asan

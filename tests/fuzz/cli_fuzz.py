@@ -199,8 +199,9 @@ class Fuzzer:
         self.complete = []  # finished runs, for render and merge
         self.counts = {"inputs": 0, "crashes": 0, "violations": 0, "timeouts": 0, "lsan_flakes": 0, 0: 0, 1: 0, 2: 0}
         self.env = dict(os.environ, OMP_NUM_THREADS="1",
+                        # intercept_tls_get_addr=0: as tests/sanitize.sh (findings.md 6)
                         ASAN_OPTIONS="exitcode=99:detect_leaks=1:allocator_may_return_null=1:malloc_limit_mb=2048:"
-                                     "abort_on_error=0:" + os.environ.get("ASAN_OPTIONS", ""),
+                                     "abort_on_error=0:intercept_tls_get_addr=0:" + os.environ.get("ASAN_OPTIONS", ""),
                         UBSAN_OPTIONS="exitcode=99:print_stacktrace=1:halt_on_error=1",
                         LSAN_OPTIONS="exitcode=99:" + os.environ.get("LSAN_OPTIONS", ""))
 

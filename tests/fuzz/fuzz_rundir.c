@@ -51,7 +51,6 @@ static double run_bytes(const run_t *r) {
     return instances * (3.0 * per + logs + (double)s->model.n + 8.0) * 4.0;
 }
 
-#ifdef TMS_MAX_JSON
 // run.c seals manifest.json and checkpoint.json with a SHA-256 of their content. A
 // hostile writer can compute it too; the target re-seals what it writes, so the fuzzer
 // reaches the readers behind the checksum (an input with "sha256": "keep" keeps its own).
@@ -77,7 +76,6 @@ static char *sealed(const char *text, const char *spec_sha, const run_t *r) {
     cJSON_Delete(j);
     return out;
 }
-#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t at = 0;
@@ -92,11 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!manifest || !ck_json || !r || !probe) goto out;
     tms_remove_tree(scratch);
     if (tms_join(ckdir, sizeof(ckdir), scratch, "checkpoint") || tms_mkdirs(ckdir, r->err, sizeof(r->err))) goto out;
-#ifdef TMS_MAX_JSON
     text = sealed(manifest, NULL, NULL);
-#else
-    text = strdup(manifest);
-#endif
     if (!text || write_text(scratch, "manifest.json", text, strlen(text))) goto out;
     free(text);
     text = NULL;
@@ -114,7 +108,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *victim = files[which % (sizeof(files) / sizeof(files[0]))];
     r->wall_seconds = 0.0;
     int have;
-#ifdef TMS_MAX_JSON
     char spec_sha[65];
     if (state_io(r, ckdir, 0, r->P.instances, STATE_TRAINING, 1, NULL) ||
         json_sha256(cJSON_GetObjectItemCaseSensitive(m, "spec"), spec_sha))
@@ -123,12 +116,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!text || write_text(ckdir, "checkpoint.json", text, strlen(text))) goto out;
     if (damage && write_text(ckdir, victim, bytes, nbytes)) goto out;
     have = read_checkpoint(r, scratch, spec_sha);
-#else
-    if (state_io(r, ckdir, 0, r->P.instances, STATE_TRAINING, 1)) goto out;
-    if (write_text(ckdir, "checkpoint.json", ck_json, strlen(ck_json))) goto out;
-    if (damage && write_text(ckdir, victim, bytes, nbytes)) goto out;
-    have = read_checkpoint(r, scratch);
-#endif
     if (have == 1 && (r->steps_done < 0 || r->steps_done > r->spec.steps)) abort(); // resumed outside the run
 out:
     cJSON_Delete(m);

@@ -15,14 +15,21 @@ step() { # step NAME CMD...: run a step and say how long it took
 }
 step "install-deps" bash scripts/install-deps.sh --tests
 step "build" bash scripts/build.sh build
-step "tests" bash -c 'cd build && ctest --output-on-failure -j "$(nproc)" "$@"' ctest "$@"
+# the three test steps all run, so one CI log shows every failure; any failure fails run.sh
+failed=()
+step "tests" bash -c 'cd build && ctest --output-on-failure -j "$(nproc)" "$@"' ctest "$@" || failed+=(tests)
 if [ "${TMS_SKIP_SANITIZE:-0}" = 1 ]; then
     echo "run.sh: sanitizer suite skipped (TMS_SKIP_SANITIZE=1)"
 else
-    step "sanitizer suite (ASan + UBSan + LSan)" bash tests/sanitize.sh "$@"
+    step "sanitizer suite (ASan + UBSan + LSan)" bash tests/sanitize.sh "$@" || failed+=(sanitizers)
 fi
 if [ "${TMS_SKIP_FUZZ:-0}" = 1 ]; then
     echo "run.sh: fuzzing skipped (TMS_SKIP_FUZZ=1)"
 else
-    step "fuzzing" bash tests/fuzz/run.sh
+    step "fuzzing" bash tests/fuzz/run.sh || failed+=(fuzzing)
 fi
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "run.sh: FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "run.sh: all passed"

@@ -87,7 +87,9 @@ static void text_position(const char *text, const char *at, char *out, size_t ou
     snprintf(out, outlen, "line %d, column %d", line, col);
 }
 
-// What cJSON accepts but would not keep as written: a \u0000 escape (cJSON ends the string
+// What cJSON accepts but would not keep as written, or that is not JSON: a raw control
+// character inside a string or key (RFC 8259 requires it escaped; a newline in a key would
+// split the error message naming it), a \u0000 escape (cJSON ends the string
 // or key there) and a number literal beyond what a double holds (cJSON stores +-inf or a
 // rounded value and prints inf as null). Integer literals beyond 2^53 would be rounded to
 // another integer (a seed of 2^53 + 1 would silently become 2^53). Returns 0, or -1 with
@@ -106,6 +108,14 @@ static int scan_json_text(const char *text, char *err, size_t errlen) {
     int in_string = 0;
     for (const char *c = text; *c; c++) {
         if (in_string) {
+            if ((unsigned char)*c < 0x20) { // RFC 8259: control characters in strings are escaped
+                char pos[64];
+                text_position(text, c, pos, sizeof(pos));
+                snprintf(err, errlen, "%s: a raw control character (code %d) in a string or key is not "
+                                      "allowed; expected it escaped (\\n, \\t, \\u00XX) or removed",
+                         pos, (unsigned char)*c);
+                return -1;
+            }
             if (*c == '"') in_string = 0;
             else if (*c == '\\' && c[1]) {
                 if (c[1] == 'u' && strncmp(c + 2, "0000", 4) == 0) {

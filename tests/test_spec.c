@@ -193,6 +193,9 @@ int main(void) {
     // \u0000 would truncate a string or a key in cJSON
     expect_error("{" BASE ", \"name\": \"a\\u0000b\"}", NULL, "line 1, column 55: \\u0000 (a NUL character)");
     expect_error("{" BASE ", \"data\": {\"density\\u0000x\": 0.5}}", NULL, "\\u0000 (a NUL character)");
+    // raw control characters inside strings are not JSON (RFC 8259): refused, not split messages
+    expect_error("{" BASE ", \"train\": {\"st\nps\": 3}}", NULL, "a raw control character (code 10)");
+    expect_error("{" BASE ", \"name\": \"a\tb\"}", NULL, "a raw control character (code 9)");
     // an escaped backslash before u0000 is ordinary text (then an unknown field, named)
     expect_error("{" BASE ", \"data\": {\"a\\\\u0000\": 0.5}}", NULL, "data.a\\u0000: unknown field");
     // numbers: the real range, the value as given

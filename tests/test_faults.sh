@@ -88,7 +88,14 @@ for trial in 1 2 3 4 5; do
     if [ -e $d ]; then
         "$py" -c "import json,sys; assert json.load(open('$d/manifest.json'))['status'] == 'complete'" || fail "$d exists but is not complete"
     else
-        [ -d $d.partial ] || { fail "$d: neither the run nor $d.partial exists"; continue; }
+        if [ ! -d $d.partial ]; then
+            # killed before it created anything (under load, start-up can take longer than the
+            # earliest kill): nothing may be left but a stale lock, which must not block a new run
+            echo "note: $d was killed before $d.partial existed; training it afresh" >&2
+            tmsb train sweep.json --out $d --set train.steps=$long --quiet || fail "$d: fresh run after an early kill"
+            same ref $d $STATE
+            continue
+        fi
         # every file that exists under its own name is whole
         "$py" - $d.partial <<'PY' || fail "$d.partial holds a damaged file"
 import glob, json, os, sys

@@ -29,7 +29,7 @@ int tms_read_file_max(const char *path, char **data, size_t *len, size_t max, ch
             snprintf(err, errlen, "cannot read %s: larger than %zu bytes (damaged?)", path, max);
             free(buf);
             fclose(fp);
-            return -1;
+            return -2;
         }
         if (got == 0 || used < cap) {
             if (ferror(fp)) break;

@@ -8,7 +8,8 @@
 
 // Read a whole file (NUL-terminated). *len may be NULL. Returns 0, or -1 with a message.
 int tms_read_file(const char *path, char **data, size_t *len, char *err, size_t errlen);
-// The same, refusing (-1) a file of more than max bytes without reading further.
+// The same, refusing a file of more than max bytes without reading further: -2 then
+// (the message says so), -1 for other failures.
 int tms_read_file_max(const char *path, char **data, size_t *len, size_t max, char *err, size_t errlen);
 
 // An open atomic write: fp writes "<path>.tmp"; tms_atomic_commit flushes, syncs,

@@ -839,46 +839,20 @@ int tms_spec_from_json(tms_spec_t *spec, const cJSON *json, char *err, size_t er
 // Read a spec file of at most TMS_SPEC_MAX_BYTES (NUL-terminated): /dev/zero or a huge
 // file is refused after reading one byte more than the limit, never read to the end.
 static int read_spec_text(const char *path, char **text, char *err, size_t errlen) {
-    *text = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) { snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno)); return -1; }
-    size_t cap = 1 << 16, used = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + used, 1, cap - used, fp);
-        used += got;
-        if (used > (size_t)TMS_SPEC_MAX_BYTES) {
-            snprintf(err, errlen, "%s: larger than %ld MiB; expected a spec, a small JSON object", path,
-                     TMS_SPEC_MAX_BYTES >> 20);
-            free(buf);
-            fclose(fp);
-            return -1;
-        }
-        if (got == 0) break;
-        if (used == cap) {
-            size_t want = cap * 2 > (size_t)TMS_SPEC_MAX_BYTES + 1 ? (size_t)TMS_SPEC_MAX_BYTES + 1 : cap * 2;
-            char *bigger = realloc(buf, want + 1);
-            if (!bigger) { free(buf); buf = NULL; break; }
-            buf = bigger;
-            cap = want;
-        }
-    }
-    if (!buf || ferror(fp)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, buf ? strerror(errno) : "out of memory");
-        free(buf);
-        fclose(fp);
-        return -1;
-    }
-    fclose(fp);
-    buf[used] = 0;
+    size_t used = 0;
+    const int rc = tms_read_file_max(path, text, &used, (size_t)TMS_SPEC_MAX_BYTES, err, errlen);
+    if (rc == -2)
+        snprintf(err, errlen, "%s: larger than %ld MiB; expected a spec, a small JSON object", path,
+                 TMS_SPEC_MAX_BYTES >> 20);
+    if (rc) return -1;
     // JSON text has no NUL bytes; cJSON would stop at the first one and ignore the rest
-    size_t len = strlen(buf);
+    const size_t len = strlen(*text);
     if (len < used) {
         snprintf(err, errlen, "%s: a NUL byte at offset %zu; expected JSON text", path, len);
-        free(buf);
+        free(*text);
+        *text = NULL;
         return -1;
     }
-    *text = buf;
     return 0;
 }
 

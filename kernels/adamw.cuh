@@ -34,6 +34,18 @@ typedef struct {
     unsigned long long per_instance[TMS_NTENSORS];
 } adamw_layout_t;
 
+// The flat-layout index of element j of instance inst's parameters, counted as if its
+// tensors were concatenated (W, W2, b1, b); j < the sum of layout.per_instance.
+__device__ __forceinline__ size_t adamw_layout_element(const adamw_layout_t &layout, int inst, long long j) {
+#pragma unroll
+    for (int t = 0; t < TMS_NTENSORS; t++) {
+        const long long count = (long long)layout.per_instance[t];
+        if (j < count) return layout.offset[t] + (size_t)inst * count + j;
+        j -= count;
+    }
+    return 0; // not reached for j in range
+}
+
 // ----------------------------------------------------------------------------
 // kernels
 
@@ -53,16 +65,7 @@ __global__ void adamw_kernel1(float *params,                  // (L.total) flat 
     const int inst = inst0 + blockIdx.y;
     long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= per_instance_total || diverged[inst] != 0) return;
-    size_t e = 0;
-#pragma unroll
-    for (int t = 0; t < TMS_NTENSORS; t++) {
-        const long long count = (long long)layout.per_instance[t];
-        if (j < count) {
-            e = layout.offset[t] + (size_t)inst * count + j;
-            break;
-        }
-        j -= count;
-    }
+    const size_t e = adamw_layout_element(layout, inst, j);
     const tms_step_device_t c = table[*step - *table_base];
     tms_adam_step_t s;
     s.lr = (float)((double)inst_lr[inst] * c.lr_factor);

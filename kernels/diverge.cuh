@@ -35,20 +35,8 @@ __global__ void diverge_check_kernel1(long long *diverged,         // (I) 0, or 
     if (threadIdx.x == 0) any_bad = 0;
     __syncthreads();
     int bad = 0;
-    for (long long j = threadIdx.x; j < per_instance_total; j += blockDim.x) {
-        long long k = j;
-        size_t e = 0;
-#pragma unroll
-        for (int t = 0; t < TMS_NTENSORS; t++) {
-            const long long count = (long long)layout.per_instance[t];
-            if (k < count) {
-                e = layout.offset[t] + (size_t)inst * count + k;
-                break;
-            }
-            k -= count;
-        }
-        if (!isfinite(grads[e])) bad = 1;
-    }
+    for (long long j = threadIdx.x; j < per_instance_total; j += blockDim.x)
+        if (!isfinite(grads[adamw_layout_element(layout, inst, j)])) bad = 1;
     for (int j = threadIdx.x; j < parts; j += blockDim.x)
         if (!isfinite(loss_partial[(size_t)inst * parts + j])) bad = 1;
     if (bad) atomicMax(&any_bad, 1); // an OR over the block, without a warp reduction's full warps

@@ -178,6 +178,21 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
     if (!sets) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
     int code = TMS_EXIT_USAGE;
     char *out_dir = NULL;
+    // a flag that takes one value, given twice, is an error: which one was meant is not for
+    // tms to guess (--set is the one that repeats)
+    static const char *const single[] = {"--out", "--resume", "--backend", "--threads", "--shard",
+                                         "--checkpoint-every", NULL};
+    for (int k = 0; single[k]; k++) {
+        int seen = 0;
+        for (int i = 0; i < argc; i++) {
+            if (!strcmp(argv[i], "--set")) { i++; continue; } // an override's value is not a flag
+            if (!strcmp(argv[i], single[k]) && ++seen == 2) {
+                fprintf(stderr, "tms train: %s given twice; expected it at most once\n", single[k]);
+                goto out;
+            }
+            if (!strcmp(argv[i], single[k])) i++; // skip its value
+        }
+    }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;

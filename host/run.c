@@ -865,6 +865,8 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     }
 #endif
     snprintf(r->backend_name, sizeof(r->backend_name), "cpu");
+    if (o->allow_tf32) // auto fell back to the CPU: say so rather than ignore the flag silently
+        fprintf(stderr, "tms: --tf32 has no effect: no usable GPU, so the CPU backend trains (always full fp32)\n");
     if (tms_cpu_backend_create(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, r->threads, r->err, sizeof(r->err)))
         return -1;
     snprintf(r->device, sizeof(r->device), "%s", be->device);

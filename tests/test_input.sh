@@ -60,6 +60,9 @@ refused 2 shard_wrap "--shard 4294967297/4: expected K/N with integers 0 <= K < 
 refused 2 threads_wrap "--threads 4294967297: expected an integer from 1 to 4096" ok.json --out run_threads_wrap --threads 4294967297
 refused 2 ckpt "--checkpoint-every 10x: expected an integer from 1 to 1000000000" ok.json --out run_ckpt --checkpoint-every 10x
 refused 2 tf32 "--tf32 with --backend cpu" ok.json --out run_tf32 --tf32 --backend cpu
+refused 2 out_twice "--out given twice" ok.json --out run_out_twice --out run_out_twice2
+[ ! -e run_out_twice2 ] || fail "out_twice: left the second --out"
+refused 2 backend_twice "--backend given twice" ok.json --out run_backend_twice --backend cpu --backend auto
 "$tms" train ok.json --out seed53 --quiet --set train.seed=9007199254740992 || fail "seed 2^53 (the README's limit) refused"
 "$py" -c "import json; assert json.load(open('seed53/manifest.json'))['spec']['train']['seed'] == 2**53" || fail "seed 2^53 not kept"
 

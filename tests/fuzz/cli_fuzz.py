@@ -280,6 +280,9 @@ class Fuzzer:
             if argv[k] in ("--out", "--resume") and argv[1] == "train":
                 out = argv[k + 1]
         existed = precreated and out == "run"
+        # what --out names may exist before tms runs without being a run directory it made:
+        # '' , '.', '..' or '/' name the case directory or its parents
+        there_before = os.path.lexists(os.path.join(case, out))
         rc, err, secs = self.run(argv, case)
         self.counts["inputs"] += 1
         if "LeakSanitizer has encountered a fatal error" in err:
@@ -288,7 +291,7 @@ class Fuzzer:
             # input again from the same state; only a failure that comes back counts.
             self.counts["lsan_flakes"] += 1
             for name in (out, out + ".partial"):
-                if not (existed and name == out):
+                if not ((existed or there_before) and name == out):
                     shutil.rmtree(os.path.join(case, name), ignore_errors=True)
             rc, err, secs = self.run(argv, case)
         if self.a.verbose or rc is None:
@@ -298,7 +301,7 @@ class Fuzzer:
         if rc is None:
             self.counts["timeouts"] += 1
             return
-        self.check(rc, err, argv, case, out, existed, files)
+        self.check(rc, err, argv, case, out, existed, files, there_before)
         if rc == 0 and argv[1] == "train" and os.path.isdir(os.path.join(case, out)) and len(self.complete) < 6 \
                 and "--shard" not in argv:
             keep = os.path.join(self.work, f"complete{len(self.complete)}")
@@ -342,7 +345,7 @@ class Fuzzer:
         others = ["src"] + [rng.choice(self.complete) for _ in range(rng.randint(0, 2))]
         return [self.a.tms, "merge", "run"] + others + (["--force"] if rng.random() < 0.2 else [])
 
-    def check(self, rc, err, argv, case, out, existed, files):
+    def check(self, rc, err, argv, case, out, existed, files, there_before=False):
         problems = []
         crash = None
         if rc < 0:
@@ -358,7 +361,7 @@ class Fuzzer:
         run_dir, partial = os.path.join(case, out), os.path.join(case, out + ".partial")
         helped = any(a in ("--help", "-h") for a in argv[2:])
         if rc == 2:
-            if not existed and os.path.exists(run_dir) and not os.path.isfile(run_dir):
+            if not existed and not there_before and os.path.exists(run_dir) and not os.path.isfile(run_dir):
                 problems.append("exit 2 left a run directory")
             if existed and not os.path.exists(os.path.join(run_dir, "keep")):
                 problems.append("exit 2 changed the existing run directory")

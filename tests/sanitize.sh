@@ -9,7 +9,8 @@
 # Left out, because they take minutes under the sanitizers and reach no code the others do
 # not: closed_form and figure_facts (long dense trainings; the training loop, the
 # evaluation and every output are in cli, faults and pentagon), plots (the figure scripts'
-# many trainings) and slurm (Slurm daemons around the same tms train and merge).
+# many trainings) and slurm (Slurm daemons around the same tms train and merge); and every
+# test labelled python (-LE python: Python code, not tms, is what they test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CC=clang bash scripts/build.sh build-asan -DTMS_SANITIZE=ON -DTMS_CUDA=OFF
@@ -30,7 +31,7 @@ rc=0
 # --repeat until-pass:2: a test that failed is run once more (LeakSanitizer's own tracer
 # rarely crashes at a process's exit, see tests/fuzz/findings.md 6; a sanitizer report about
 # tms is in build-asan/sanitizer/ either way and fails this step below)
-ctest --output-on-failure -j "$(nproc)" --repeat until-pass:2 -E '^(closed_form|figure_facts|plots|slurm)$' "$@" || rc=1
+ctest --output-on-failure -j "$(nproc)" --repeat until-pass:2 -E '^(closed_form|figure_facts|plots|slurm)$' -LE python "$@" || rc=1
 found=0 tracer=0
 for f in "$reports"/*; do
     [ -f "$f" ] || continue

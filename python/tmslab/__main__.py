@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
+from . import report as _report
 
 
 def _add_load(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -30,6 +31,7 @@ def _add_load(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
 # name -> function registering the sub-parser. New subcommands go here.
 SUBCOMMANDS: dict[str, Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = {
     "load": _add_load,
+    "report": _report.add_subcommand,
 }
 
 

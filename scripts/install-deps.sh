@@ -13,7 +13,7 @@
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
-need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev)
+need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev libopenblas-dev libopenblas0-pthread)
 [ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
                                    libboost-context-dev clang libclang-rt-14-dev libomp-14-dev
                                    chromium chromium-driver)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "run.h"
 #include "tms.h"
+#include "cuda_path.h"
 
 static void usage_main(FILE *f) {
     fprintf(f,
@@ -31,7 +32,7 @@ static void usage_main(FILE *f) {
 static void usage_train(FILE *f) {
     fprintf(f,
             "usage: tms train SPEC.json --out RUNDIR [options]\n"
-            "       tms train --resume RUNDIR [--backend NAME] [--threads N] [--checkpoint-every N]\n"
+            "       tms train --resume RUNDIR [--backend NAME] [--cuda-path PATH] [--threads N] [--checkpoint-every N]\n"
             "\n"
             "Trains every instance of the spec's grid (or one shard of it) and writes RUNDIR (built\n"
             "as RUNDIR.partial, renamed when complete). The README lists every spec field.\n"
@@ -51,6 +52,9 @@ static void usage_train(FILE *f) {
             "  --threads N          CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
             "  --force              replace RUNDIR if it exists\n"
             "  --tf32               CUDA: allow TF32 tensor-core GEMMs (default: off, full fp32)\n"
+            "  --cuda-path PATH     CUDA: auto (default; the gemm path until a GPU has confirmed the fused\n"
+            "                       one), gemm (cuBLAS, any size), fused (a chunk of steps per launch, small\n"
+            "                       models only)\n"
             "  --quiet              no progress output\n"
             "  -h, --help           this text\n");
 }
@@ -181,7 +185,7 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
     // a flag that takes one value, given twice, is an error: which one was meant is not for
     // tms to guess (--set is the one that repeats)
     static const char *const single[] = {"--out", "--resume", "--backend", "--threads", "--shard",
-                                         "--checkpoint-every", NULL};
+                                         "--checkpoint-every", "--cuda-path", NULL};
     for (int k = 0; single[k]; k++) {
         int seen = 0;
         for (int i = 0; i < argc; i++) {
@@ -200,6 +204,13 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
         else if (!strcmp(a, "--out") && has_value) o.out_dir = argv[++i];
         else if (!strcmp(a, "--set") && has_value) sets[o.n_overrides++] = argv[++i];
         else if (!strcmp(a, "--backend") && has_value) o.backend = argv[++i];
+        else if (!strcmp(a, "--cuda-path") && has_value) {
+            o.cuda_path = argv[++i];
+            if (tms_cuda_path_parse(o.cuda_path) < 0) {
+                fprintf(stderr, "tms train: --cuda-path '%s': expected one of: auto, fused, gemm\n", o.cuda_path);
+                goto out;
+            }
+        }
         else if (!strcmp(a, "--threads") && has_value) { if (parse_threads(argv[++i], &o.threads)) goto out; }
         else if (!strcmp(a, "--resume") && has_value) { o.resume = 1; o.out_dir = argv[++i]; }
         else if (!strcmp(a, "--shard") && has_value) { if (parse_shard(argv[++i], &o.shard_k, &o.shard_n)) goto out; }
@@ -232,6 +243,16 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
     if (o.allow_tf32 && o.backend && !strcmp(o.backend, "cpu")) {
         fprintf(stderr, "tms train: --tf32 with --backend cpu: TF32 is a CUDA tensor-core mode; the CPU backend "
                         "always computes in full fp32 (drop --tf32, or use --backend cuda)\n");
+        goto out;
+    }
+    if (o.cuda_path && strcmp(o.cuda_path, "auto") && o.backend && !strcmp(o.backend, "cpu")) {
+        fprintf(stderr, "tms train: --cuda-path %s with --backend cpu: the path chooses how the CUDA backend trains; "
+                        "the CPU backend has one (drop --cuda-path, or use --backend cuda)\n", o.cuda_path);
+        goto out;
+    }
+    if (o.allow_tf32 && o.cuda_path && !strcmp(o.cuda_path, "fused")) {
+        fprintf(stderr, "tms train: --tf32 with --cuda-path fused: the fused path has no GEMMs for TF32 to speed up "
+                        "and always computes in full fp32 (drop --tf32, or use --cuda-path gemm)\n");
         goto out;
     }
     if (!(out_dir = checked_out_dir(o.resume ? "--resume" : "--out", o.out_dir))) goto out;

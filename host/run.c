@@ -38,6 +38,7 @@
 #include "spec.h"
 #include "sysmem.h"
 #include "tms.h"
+#include "cuda_path.h"
 
 typedef struct {
     char err[1024];
@@ -55,6 +56,7 @@ typedef struct {
     char backend_name[16];
     char device[128];
     int threads, tf32;
+    char cuda_path[8];                // CUDA: the path that trained, "gemm" or "fused" (cuda_path.h)
     long steps_done;
     long checkpoint_every;
     double wall_seconds;              // training time, summed over resumes
@@ -294,6 +296,7 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
     cJSON_AddStringToObject(m, "device", r->device);
     if (strcmp(r->backend_name, "cpu") == 0) cJSON_AddNumberToObject(m, "threads", r->threads);
     if (strcmp(r->backend_name, "cuda") == 0) cJSON_AddBoolToObject(m, "tf32", r->tf32);
+    if (strcmp(r->backend_name, "cuda") == 0) cJSON_AddStringToObject(m, "cuda_path", r->cuda_path);
     cJSON_AddStringToObject(m, "start_time", r->start_time);
     cJSON_AddNumberToObject(m, "wall_seconds", r->wall_seconds);
     cJSON_AddNumberToObject(m, "steps_completed", (double)r->steps_done);
@@ -837,6 +840,19 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
         *usage_error = 1;
         return -1;
     }
+    // --cuda-path (main.c checked its value): fused on a model too large for it is a usage
+    // error, known from the spec alone, whether or not a GPU is here
+    const int want_path = tms_cuda_path_parse(o->cuda_path ? o->cuda_path : "auto");
+    if (want_path < 0) {
+        snprintf(r->err, sizeof(r->err), "--cuda-path %s: expected one of: auto, fused, gemm", o->cuda_path);
+        *usage_error = 1;
+        return -1;
+    }
+    if (want_path == TMS_CUDA_PATH_FUSED &&
+        tms_cuda_path_select(want_path, &r->P.model, r->P.batch_size, NULL, r->err, sizeof(r->err)) < 0) {
+        *usage_error = 1;
+        return -1;
+    }
 #ifdef TMS_HAVE_CUDA
     // only auto and cuda ask CUDA: the query initialises the driver (time, and GPU memory
     // for a context on a shared node), which --backend cpu must not cost
@@ -850,8 +866,10 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     if (have_gpu) {
         snprintf(r->backend_name, sizeof(r->backend_name), "cuda");
         r->tf32 = o->allow_tf32;
-        if (tms_cuda_backend_create(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, o->allow_tf32, r->err,
-                                    sizeof(r->err)))
+        const int path = tms_cuda_path_select(want_path, &r->P.model, r->P.batch_size, NULL, NULL, 0);
+        snprintf(r->cuda_path, sizeof(r->cuda_path), "%s", tms_cuda_path_name(path));
+        if (tms_cuda_backend_create_path(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, o->allow_tf32, path,
+                                         r->err, sizeof(r->err)))
             return -1;
         snprintf(r->device, sizeof(r->device), "%s", be->device);
         return 0;
@@ -867,6 +885,9 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     snprintf(r->backend_name, sizeof(r->backend_name), "cpu");
     if (o->allow_tf32) // auto fell back to the CPU: say so rather than ignore the flag silently
         fprintf(stderr, "tms: --tf32 has no effect: no usable GPU, so the CPU backend trains (always full fp32)\n");
+    if (want_path != TMS_CUDA_PATH_AUTO)
+        fprintf(stderr, "tms: --cuda-path %s has no effect: no usable GPU, so the CPU backend trains\n",
+                tms_cuda_path_name(want_path));
     if (tms_cpu_backend_create(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, r->threads, r->err, sizeof(r->err)))
         return -1;
     snprintf(r->device, sizeof(r->device), "%s", be->device);

@@ -14,6 +14,7 @@ typedef struct {
     int force;               // replace an existing run directory
     int quiet;               // no progress output
     int allow_tf32;          // CUDA: TF32 tensor-core GEMMs
+    const char *cuda_path;   // CUDA: "auto" (NULL too), "gemm", "fused" (host/cuda_path.h)
     int shard_k, shard_n;    // train grid slice k of n (0, 1: the whole grid)
     long checkpoint_every;   // steps between checkpoints; 0 = only on SIGTERM/SIGINT
     const char *command_line;

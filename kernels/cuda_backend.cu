@@ -96,6 +96,8 @@
 #include "adamw.cuh"
 #include "diverge.cuh"
 #include "eval.cuh"
+#include "cuda_path.h"
+#include "fused_train.cuh"
 
 // Steps of lr factors and bias corrections held on the device at a time (default; the
 // environment variable TMS_CUDA_TABLE_ROWS overrides it at create, so that tests cross
@@ -169,6 +171,11 @@ typedef struct {
     double *h_eval_stats;        // (I, 2)
     cudaGraph_t graph;
     cudaGraphExec_t graph_exec;
+    // the fused path (fused_train.cuh): train() runs one launch per window of the table
+    // instead of the graph; everything else (state, evaluation, hooks) is shared
+    int fused;
+    tms_fused_plan_t fused_plan;
+    int fused_threads;      // block size: the tile's rows (at least 32), or TMS_CUDA_FUSED_THREADS
 } cuda_ctx_t;
 
 // ----------------------------------------------------------------------------
@@ -374,6 +381,32 @@ static int capture_step_graph(cuda_ctx_t *c) {
 // ----------------------------------------------------------------------------
 // backend interface
 
+// The fused path's train(): per window of the constants table, one launch of the fused
+// kernel for all its steps; the kernel writes step_begin's loss (NaN for instances frozen
+// before it) into c->loss.
+static int train_fused(cuda_ctx_t *c, long step_begin, long step_end, float *loss_first) {
+    const long window = c->table_rows;
+    tmsCheck(nan_fill(c, c->loss, (size_t)c->I));
+    for (long w0 = step_begin; w0 < step_end; w0 += window) {
+        const long w1 = step_end - w0 < window ? step_end : w0 + window;
+        // the previous window's launch has read its rows
+        cudaCheck(cudaStreamSynchronize(c->stream));
+        for (long t = w0; t < w1; t++) {
+            tms_step_device_t *row = &c->h_table[t - w0];
+            tms_step_constants(&c->P, t, &row->lr_factor, &row->bias1, &row->bias2);
+        }
+        cudaCheck(cudaMemcpyAsync(c->table, c->h_table, (size_t)(w1 - w0) * sizeof(tms_step_device_t),
+                                  cudaMemcpyHostToDevice, c->stream));
+        tmsCheck(fused_train(c->params, c->adam_m, c->adam_v, &c->L, &c->P, &c->fused_plan, c->fused_threads,
+                             c->importance, c->keys, c->density, c->lr, c->weight_decay, c->table, w0, c->diverged,
+                             c->loss, w0, w1, step_begin, c->stream));
+    }
+    cudaCheck(cudaMemcpyAsync(c->h_loss, c->loss, (size_t)c->I * sizeof(float), cudaMemcpyDeviceToHost, c->stream));
+    cudaCheck(cudaStreamSynchronize(c->stream));
+    if (loss_first) memcpy(loss_first, c->h_loss, (size_t)c->I * sizeof(float));
+    return 0;
+}
+
 static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss_first) {
     if (step_end <= step_begin || c->I == 0) return 0;
     if (step_begin < 0) {
@@ -381,6 +414,7 @@ static int train_impl(cuda_ctx_t *c, long step_begin, long step_end, float *loss
         return -1;
     }
     cudaCheck(cudaSetDevice(c->device));
+    if (c->fused) return train_fused(c, step_begin, step_end, loss_first);
     const long window = c->table_rows;
     for (long w0 = step_begin; w0 < step_end; w0 += window) {
         const long w1 = step_end - w0 < window ? step_end : w0 + window;
@@ -648,7 +682,7 @@ extern "C" int tms_cuda_backend_available(char *device, size_t devlen) {
 }
 
 static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P, const tms_layout_t *L,
-                       const float *params, const float *adam_m, const float *adam_v, int allow_tf32) {
+                       const float *params, const float *adam_m, const float *adam_v, int allow_tf32, int path) {
     const tms_model_t *M = &P->model;
     if (M->n < 1 || M->m < 1 || P->batch_size < 1 || P->instances < 0 || L->instances != P->instances) {
         snprintf(tms_cuda_error, sizeof(tms_cuda_error),
@@ -672,6 +706,23 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     if (table_rows < 0 || eval_rows < 0) return -1;
     c->table_rows = (int)table_rows;
     c->eval_rows = (int)eval_rows;
+    if (path != TMS_CUDA_PATH_GEMM && path != TMS_CUDA_PATH_FUSED) {
+        snprintf(tms_cuda_error, sizeof(tms_cuda_error), "CUDA path %d: expected gemm or fused", path);
+        return -1;
+    }
+    c->fused = path == TMS_CUDA_PATH_FUSED;
+    if (c->fused) {
+        char why[512];
+        if (tms_cuda_path_select(TMS_CUDA_PATH_FUSED, M, P->batch_size, NULL, why, sizeof(why)) != TMS_CUDA_PATH_FUSED ||
+            tms_fused_plan(M, P->batch_size, &c->fused_plan) != 0) {
+            snprintf(tms_cuda_error, sizeof(tms_cuda_error), "%s", why);
+            return -1;
+        }
+        const int rows = c->fused_plan.tile_rows;
+        const long threads = env_rows("TMS_CUDA_FUSED_THREADS", rows < 32 ? 32 : rows, 1024, 1);
+        if (threads < 0) return -1;
+        c->fused_threads = (int)threads;
+    }
 
     cudaCheck(cudaGetDevice(&c->device));
     cudaDeviceProp prop;
@@ -782,6 +833,8 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     cudaCheck(e4);
     cudaCheck(e5);
 
+    // the fused path replays no graph (train() launches the fused kernel directly)
+    if (c->fused) return 0;
     // ---- run the step once eagerly (gradients only: the state is untouched), which
     // checks every launch outside a capture, then capture it
     tmsCheck(load_kernels());
@@ -792,9 +845,9 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     return 0;
 }
 
-extern "C" int tms_cuda_backend_create(tms_backend_t *be, const tms_problem_t *P, const tms_layout_t *L,
-                                       const float *params, const float *adam_m, const float *adam_v,
-                                       int allow_tf32, char *err, size_t errlen) {
+extern "C" int tms_cuda_backend_create_path(tms_backend_t *be, const tms_problem_t *P, const tms_layout_t *L,
+                                            const float *params, const float *adam_m, const float *adam_v,
+                                            int allow_tf32, int path, char *err, size_t errlen) {
     memset(be, 0, sizeof(*be));
     cuda_ctx_t *c = (cuda_ctx_t *)calloc(1, sizeof(cuda_ctx_t));
     if (!c) {
@@ -808,12 +861,19 @@ extern "C" int tms_cuda_backend_create(tms_backend_t *be, const tms_problem_t *P
     be->get_diverged = cuda_get_diverged;
     be->evaluate = cuda_evaluate;
     be->destroy = cuda_destroy;
-    if (create_impl(be, c, P, L, params, adam_m, adam_v, allow_tf32) != 0) {
+    if (create_impl(be, c, P, L, params, adam_m, adam_v, allow_tf32, path) != 0) {
         snprintf(err, errlen, "CUDA backend: %s", tms_cuda_error);
         cuda_destroy(be);
         return -1;
     }
     return 0;
+}
+
+extern "C" int tms_cuda_backend_create(tms_backend_t *be, const tms_problem_t *P, const tms_layout_t *L,
+                                       const float *params, const float *adam_m, const float *adam_v,
+                                       int allow_tf32, char *err, size_t errlen) {
+    return tms_cuda_backend_create_path(be, P, L, params, adam_m, adam_v, allow_tf32, TMS_CUDA_PATH_GEMM, err,
+                                        errlen);
 }
 
 // ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ set(TMS_GPU_TESTS
   gpu_chunks   # 65,537 instances: the launchers' chunks over gridDim.y, one step and the evaluation
   gpu_diverge  # divergence freezing as on the CPU, inside the graph; frozen instances stay frozen on resume
   gpu_runs     # whole runs: feature sets and the abs task against the CPU, TF32, shards bit-identical
+  gpu_fused    # the fused path (--cuda-path fused): every variant, block sizes, chunks, divergence, whole runs
 )
 foreach(t ${TMS_GPU_TESTS})
   add_executable(test_${t} ${CMAKE_CURRENT_LIST_DIR}/gpu/test_${t}.c)
@@ -19,4 +20,4 @@ foreach(t ${TMS_GPU_TESTS})
   add_test(NAME ${t} COMMAND test_${t})
   set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77 LABELS gpu)
 endforeach()
-set_tests_properties(gpu_train PROPERTIES TIMEOUT 600)
+set_tests_properties(gpu_train gpu_fused PROPERTIES TIMEOUT 600)

@@ -106,8 +106,17 @@ foreach(src ${emu_gpu_tests})
   add_executable(test_emu_${t} ${src})
   target_link_libraries(test_emu_${t} PRIVATE tmsemu)
   set_target_properties(test_emu_${t} PROPERTIES LINKER_LANGUAGE CXX)
-  add_test(NAME emu_${t} COMMAND test_emu_${t})
-  set_tests_properties(emu_${t} PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1" TIMEOUT 600)
+  if(t STREQUAL "gpu_fused")
+    # the fused kernel's reductions and barriers, in every thread order (issue 12)
+    foreach(order forward reverse shuffle)
+      add_test(NAME emu_${t}_${order} COMMAND test_emu_${t})
+      set_tests_properties(emu_${t}_${order} PROPERTIES LABELS emu
+                           ENVIRONMENT "${emu_env};TMS_EMU=1;TMS_EMU_ORDER=${order}" TIMEOUT 600)
+    endforeach()
+  else()
+    add_test(NAME emu_${t} COMMAND test_emu_${t})
+    set_tests_properties(emu_${t} PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1" TIMEOUT 600)
+  endif()
 endforeach()
 
 # ---- the emulator itself against what CUDA and cuBLAS document (test_emu.cu), in each order
@@ -135,7 +144,9 @@ add_test(NAME cli_cuda COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_
          ${TMS_TEST_SCRATCH}/cli_cuda ${TMS_EMU_PYTHON} cuda)
 add_test(NAME faults_cuda COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_faults.sh $<TARGET_FILE:tms_emu>
          ${TMS_TEST_SCRATCH}/faults_cuda ${TMS_EMU_PYTHON} cuda)
-set_tests_properties(cli_cuda faults_cuda PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1"
+add_test(NAME cuda_path_emu COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_path.sh $<TARGET_FILE:tms_emu>
+         ${TMS_TEST_SCRATCH}/cuda_path_emu ${TMS_EMU_PYTHON} emu)
+set_tests_properties(cli_cuda faults_cuda cuda_path_emu PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1"
                      TIMEOUT 600)
 
 # ---- the mutation check: each planted defect must fail a test (tests/emu/mutation_check.sh)

@@ -6,8 +6,8 @@
 Each input is a spec (one of the corpus, shrunk so it trains in a moment, then mutated:
 fields set to odd values of odd types, deleted, duplicated, unknown fields added, bytes
 flipped, text appended), up to three --set overrides (valid, out of range, malformed)
-and a random choice of flags (--threads, --backend, --shard, --checkpoint-every, --force,
---tf32, --quiet, --resume, unknown flags, a flag without its value). Sometimes the
+and a random choice of flags (--threads, --backend, --cuda-path, --shard, --checkpoint-every,
+--force, --tf32, --quiet, --resume, unknown flags, a flag without its value). Sometimes the
 command is `render` or `merge` of earlier outputs, some of them tampered with. Each run
 of tms must keep the contract the README states:
   - it exits 0, 1 or 2 (3 only on SIGTERM, never sent here): never a signal, never a
@@ -42,13 +42,14 @@ ODD = ["0", "-1", "1", "2", "3", "0.5", "1e-3", "1e6", "1e7", "1e30", "1e400", "
        "1,0.1", "10_000", "1e-3,1e-2", "[1,", "0x10", "NaN", "Infinity", '"\\u0000"', "[" * 50 + "]" * 50]
 # flag values tms must accept, and values it must refuse
 GOOD_FLAGS = {"--threads": ["1", "2"], "--backend": ["cpu", "auto"], "--shard": ["0/1", "0/2", "1/2", "1/3"],
-              "--checkpoint-every": ["1", "3", "1000"]}
+              "--checkpoint-every": ["1", "3", "1000"], "--cuda-path": ["auto", "gemm", "fused"]}
 BAD_FLAGS = {
     "--threads": ["0", "-1", "4097", "abc", "", "1.5", "99999999999999999999", "2x"],
     "--backend": ["cuda", "tpu", "", "CPU"],
     "--shard": ["2/2", "0/0", "-1/2", "4294967297/4", "1/4294967297", "auto", "a/b", "1", "0/1000001", "1/2/3",
                 "", "3/1000", "0/1000000"],
     "--checkpoint-every": ["0", "-5", "x", "1e3", "9223372036854775808", ""],
+    "--cuda-path": ["", "cuBLAS", "FUSED", "fused ", "gemm,fused"],
 }
 
 

@@ -103,7 +103,8 @@ __global__ void fused_train_kernel1(float *params,                  // (L.total)
                                     float *loss,                    // (I) the report step's loss
                                     fused_args_t a) {
     __shared__ float smem[SMEM_FLOATS];
-    __shared__ int bad;         // this step's loss or gradient is not finite
+    __shared__ int bad;         // a step's loss or gradient was not finite (set once: the block
+                                // then stops, so it never needs resetting)
     __shared__ double step_loss; // the step's loss sum, owned by thread 0
     const int inst = blockIdx.x, tid = threadIdx.x, T = blockDim.x;
     const int n = a.n, m = a.m, B = a.B, R = a.R, P = a.P;
@@ -132,15 +133,13 @@ __global__ void fused_train_kernel1(float *params,                  // (L.total)
     const float *W2 = a.tied ? NULL : p_s + a.local[TMS_T_W2];               // (n, m)
     const float *b1 = a.local[TMS_T_B1] >= 0 ? p_s + a.local[TMS_T_B1] : NULL; // (m)
     const float *b = a.local[TMS_T_B] >= 0 ? p_s + a.local[TMS_T_B] : NULL;    // (n)
+    if (tid == 0) bad = 0;
     __syncthreads();
 
     for (long long t = a.step_begin; t < a.step_end; t++) {
         const unsigned long long subsequence = (unsigned long long)t;
         for (int p = tid; p < P; p += T) g_s[p] = 0.0f;
-        if (tid == 0) {
-            step_loss = 0.0;
-            bad = 0;
-        }
+        if (tid == 0) step_loss = 0.0;
         for (int r0 = 0; r0 < B; r0 += R) {
             const int rows = B - r0 < R ? B - r0 : R;
             // ---- draw the tile: elements [e0, e1) of the step's (B, n) grid; e0 = r0 n is a
@@ -236,18 +235,20 @@ __global__ void fused_train_kernel1(float *params,                  // (L.total)
             // write row_loss and partial only after its own barrier, when these sums are done
         }
         // ---- divergence: the loss (thread 0) or a gradient element (its owner) not finite
+        int finite = 1;
         if (tid == 0) {
             const double mean = step_loss / ((double)B * (double)n);
             if (t == a.report_step) loss[inst] = (float)mean;
-            if (!isfinite(mean)) bad = 1;
+            finite = isfinite(mean) != 0;
         }
-        for (int p = tid; p < P; p += T)
-            if (!isfinite(g_s[p])) bad = 1; // every writer writes the same value
+        for (int p = tid; p < P; p += T) finite &= isfinite(g_s[p]) != 0;
+        if (!finite) atomicMax(&bad, 1); // an OR over the block (no same-address plain writes)
         __syncthreads(); // bad is final
         if (bad) {
             if (tid == 0) diverged[inst] = t + 1; // frozen with the state it had before step t
             break;
         }
+
         // ---- Adam / AdamW, each parameter by its owner
         const tms_step_device_t c = table[t - a.table_base];
         tms_adam_step_t st;
@@ -261,8 +262,7 @@ __global__ void fused_train_kernel1(float *params,                  // (L.total)
         st.kind = a.kind;
         for (int p = tid; p < P; p += T) tms_adam_update(&p_s[p], &m_s[p], &v_s[p], g_s[p], &st);
         // no barrier: the next step reads the parameters only after its first tile's draw
-        // barrier, which every thread reaches after its updates; and thread 0's reset of bad
-        // there cannot race the reads above (bad was 0, or every thread left the loop)
+        // barrier, which every thread reaches after its updates
     }
 
     // ---- store the state (each parameter by its owner, who last wrote it)

@@ -60,6 +60,9 @@ def parse_args(argv=None):
                    help="comma-separated densities, one per instance (overrides --density)")
     p.add_argument("--importance-decay", type=float, default=1.0,
                    help="importance I_i = r^i (default 1.0: all ones)")
+    p.add_argument("--importances", type=str, default=None,
+                   help="per-instance importance of feature 1 relative to feature 0, comma-separated "
+                        "(the phase diagrams of bench_fused.py; needs --n 2; overrides --importance-decay)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
@@ -146,6 +149,11 @@ def main(argv=None):
         densities = [1.0 if args.density is None else args.density] * args.instances
     density = torch.tensor(densities, dtype=torch.float32, device=device)[:, None]        # (I, 1)
     importance = (args.importance_decay ** torch.arange(args.n, dtype=torch.float32)).to(device)  # (n,)
+    if args.importances is not None:
+        ratios = [float(s) for s in args.importances.split(",") if s.strip()]
+        if len(ratios) != args.instances or args.n != 2:
+            sys.exit("torch_peer: --importances needs one value per instance and --n 2")
+        importance = torch.tensor([[1.0, r] for r in ratios], dtype=torch.float32, device=device)  # (I, n)
 
     model = Model(args.instances, args.n, args.m, args.decoder).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999),

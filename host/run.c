@@ -868,6 +868,8 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
         r->tf32 = o->allow_tf32;
         const int path = tms_cuda_path_select(want_path, &r->P.model, r->P.batch_size, NULL, NULL, 0);
         snprintf(r->cuda_path, sizeof(r->cuda_path), "%s", tms_cuda_path_name(path));
+        if (path == TMS_CUDA_PATH_FUSED && o->allow_tf32) // auto chose fused (fused itself refuses --tf32)
+            fprintf(stderr, "tms: --tf32 has no effect: the fused CUDA path has no GEMMs (always full fp32)\n");
         if (tms_cuda_backend_create_path(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, o->allow_tf32, path,
                                          r->err, sizeof(r->err)))
             return -1;

@@ -172,7 +172,9 @@ typedef struct {
     cudaGraph_t graph;
     cudaGraphExec_t graph_exec;
     // the fused path (fused_train.cuh): train() runs one launch per window of the table
-    // instead of the graph; everything else (state, evaluation, hooks) is shared
+    // instead of the graph; the state, divergence and the evaluation are shared. The step's
+    // buffers (grads, x, target, h, y_dy, dh, loss_partial, frozen_at_begin) are not
+    // allocated (NULL), and the test hooks refuse a fused backend
     int fused;
     tms_fused_plan_t fused_plan;
     int fused_threads;      // block size: the tile's rows (at least 32), or TMS_CUDA_FUSED_THREADS
@@ -739,6 +741,14 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     // ---- does it fit?
     size_t fixed = 0, per_instance = 0, free_bytes = 0, total_bytes = 0;
     tms_cuda_backend_bytes(P, L, &fixed, &per_instance);
+    if (c->fused) { // the fused path has no step buffers (gradients, batch, activations, loss partials)
+        size_t params = 0;
+        for (int t = 0; t < TMS_NTENSORS; t++)
+            if (L->present[t]) params += L->per_instance[t];
+        const size_t Bn = (size_t)c->B * c->n, Bm = (size_t)c->B * c->m;
+        per_instance -= (params + 2 * Bn + 2 * Bm + (tms_data_has_target(&P->data) ? Bn : 0) +
+                         (size_t)c->loss_parts) * sizeof(float) + sizeof(long long);
+    }
     cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
     const double need = (double)fixed + (double)per_instance * (double)c->I;
     if (need > (double)free_bytes) {
@@ -759,7 +769,6 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     const size_t total = L->total;
     cudaCheck(cudaMalloc(&c->cublas_workspace, CUBLAS_WORKSPACE_BYTES));
     cudaCheck(cudaMalloc(&c->params, total * sizeof(float)));
-    cudaCheck(cudaMalloc(&c->grads, total * sizeof(float)));
     cudaCheck(cudaMalloc(&c->adam_m, total * sizeof(float)));
     cudaCheck(cudaMalloc(&c->adam_v, total * sizeof(float)));
     cudaCheck(cudaMalloc(&c->importance, I * n * sizeof(float)));
@@ -767,16 +776,19 @@ static int create_impl(tms_backend_t *be, cuda_ctx_t *c, const tms_problem_t *P,
     cudaCheck(cudaMalloc(&c->density, I * sizeof(float)));
     cudaCheck(cudaMalloc(&c->lr, I * sizeof(float)));
     cudaCheck(cudaMalloc(&c->weight_decay, I * sizeof(float)));
-    cudaCheck(cudaMalloc(&c->x, I * B * n * sizeof(float)));
-    if (tms_data_has_target(&P->data)) cudaCheck(cudaMalloc(&c->target, I * B * n * sizeof(float)));
-    else c->target = c->x;
-    cudaCheck(cudaMalloc(&c->h, I * B * m * sizeof(float)));
-    cudaCheck(cudaMalloc(&c->y_dy, I * B * n * sizeof(float)));
-    cudaCheck(cudaMalloc(&c->dh, I * B * m * sizeof(float)));
-    cudaCheck(cudaMalloc(&c->loss_partial, I * (size_t)c->loss_parts * sizeof(float)));
+    if (!c->fused) { // the step's buffers: the fused path keeps all of this on chip
+        cudaCheck(cudaMalloc(&c->grads, total * sizeof(float)));
+        cudaCheck(cudaMalloc(&c->x, I * B * n * sizeof(float)));
+        if (tms_data_has_target(&P->data)) cudaCheck(cudaMalloc(&c->target, I * B * n * sizeof(float)));
+        else c->target = c->x;
+        cudaCheck(cudaMalloc(&c->h, I * B * m * sizeof(float)));
+        cudaCheck(cudaMalloc(&c->y_dy, I * B * n * sizeof(float)));
+        cudaCheck(cudaMalloc(&c->dh, I * B * m * sizeof(float)));
+        cudaCheck(cudaMalloc(&c->loss_partial, I * (size_t)c->loss_parts * sizeof(float)));
+        cudaCheck(cudaMalloc(&c->frozen_at_begin, I * sizeof(long long)));
+    }
     cudaCheck(cudaMalloc(&c->loss, I * sizeof(float)));
     cudaCheck(cudaMalloc(&c->diverged, I * sizeof(long long)));
-    cudaCheck(cudaMalloc(&c->frozen_at_begin, I * sizeof(long long)));
     const size_t R = (size_t)c->eval_rows;
     cudaCheck(cudaMalloc(&c->eval_x, I * R * n * sizeof(float)));
     if (tms_data_has_target(&P->data)) cudaCheck(cudaMalloc(&c->eval_target, I * R * n * sizeof(float)));
@@ -884,7 +896,12 @@ static cuda_ctx_t *cuda_ctx(tms_backend_t *be) {
         fprintf(stderr, "tms: CUDA backend hook called on a backend that is not CUDA\n");
         return NULL;
     }
-    return (cuda_ctx_t *)be->ctx;
+    cuda_ctx_t *c = (cuda_ctx_t *)be->ctx;
+    if (c->fused) { // its step buffers do not exist: the fused kernel keeps them on chip
+        fprintf(stderr, "tms: CUDA backend hook called on the fused path; the hooks need the gemm path\n");
+        return NULL;
+    }
+    return c;
 }
 
 static int batch_impl(cuda_ctx_t *c, long step, float *x) {

@@ -32,6 +32,7 @@
 //      the specs' sizes (10,000 steps, batch 1,024); under the emulator at 300 steps, batch
 //      64, and 12 of the phase diagram's points (the check is then the same comparison on
 //      shorter runs, not the converged geometry).
+//   6. An empty shard (0 instances) creates, trains and evaluates without error.
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include "cuda_path.h"
@@ -499,8 +500,32 @@ static void check_whole_runs(void) {
     }
 }
 
+// An empty shard (more shards than grid points) is a valid run of no instances on the fused
+// path too: create, train, get_state, get_diverged and evaluate do nothing and succeed.
+static void check_empty(void) {
+    tms_model_t model = {5, 2, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
+    gpu_problem_t g;
+    if (problem_make(&g, model, 0, 64, 10, TMS_OPT_ADAMW, TMS_SCHED_CONSTANT, 0) != 0) {
+        CHECK(0, "out of memory");
+        return;
+    }
+    tms_backend_t be;
+    float loss[1], p[1], mm[1], v[1];
+    long div[1];
+    double eval[1];
+    if (fused_create(&be, &g, p, mm, v, 0) == 0) {
+        CHECK(be.train(&be, 0, 10, loss) == 0 && be.get_state(&be, p, mm, v) == 0 && be.get_diverged(&be, div) == 0 &&
+                  be.evaluate(&be, 64, eval, NULL) == 0,
+              "a fused backend of 0 instances must train, report and evaluate nothing without error");
+        be.destroy(&be);
+        printf("empty shard: 0 instances train on the fused path\n");
+    }
+    problem_free(&g);
+}
+
 int main(void) {
     gpu_require("test_gpu_fused");
+    check_empty();
     check_variants();
     check_block_sizes((tms_data_t){TMS_TASK_SPARSE, TMS_SETS_NONE, 0}, "independent features");
     check_block_sizes((tms_data_t){TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 2}, "abs task, anticorrelated sets");

@@ -2,7 +2,8 @@
 // writes the run directory:
 //   manifest.json, W.npy / W2.npy / b1.npy / b.npy, optimizer/*.npy, loss.npy,
 //   eval_loss.npy, diverged_step.npy, instances.csv, features.csv, loss.csv,
-//   images/*.png, contact_sheet.png.
+//   images/*.png, contact_sheet.png, and with output.snapshots: snapshots/steps.npy and
+//   snapshots/W.npy, ... (every instance's parameters at those steps).
 // The directory is built as "<out>.partial" and renamed to "<out>" only when every
 // file is written, so nothing under the final name is ever half-written. While it
 // trains, "<out>.partial/checkpoint/" holds the latest checkpoint (every
@@ -53,6 +54,11 @@ typedef struct {
     float *eval_loss_se;              // (instances) its standard error
     float *loss_log;                  // (instances, n_logs): training loss at steps 0, L, 2L, ...
     int n_logs;
+    // output.snapshots: per tensor t, (n_snapshots, instances, per_instance[t]) floats from
+    // snapshots + n_snapshots * L.offset[t], so each tensor's snapshots are one array in the
+    // order of its .npy file; snapshots_taken of them are filled (the steps <= steps_done)
+    float *snapshots;
+    int snapshots_taken;
     char backend_name[16];
     char device[128];
     int threads, tf32;
@@ -84,7 +90,7 @@ static void run_free(run_t *r) {
     tms_spec_free(&r->spec);
     tms_problem_free(&r->P);
     free(r->params); free(r->adam_m); free(r->adam_v);
-    free(r->eval_loss); free(r->eval_loss_se); free(r->loss_log);
+    free(r->eval_loss); free(r->eval_loss_se); free(r->loss_log); free(r->snapshots);
     cJSON_Delete(r->sources);
 }
 
@@ -237,7 +243,8 @@ static int run_setup(run_t *r, int k, int n) {
         // parameters, Adam moments, the loss log and the eval losses, checked before they are
         // allocated (the backend checks its own share when it is created)
         const char *limit;
-        double need = (3.0 * total + (double)count * (r->n_logs + 2)) * sizeof(float);
+        // and the snapshots, which stay in memory until the run ends
+        double need = ((3.0 + r->spec.n_snapshots) * total + (double)count * (r->n_logs + 2)) * sizeof(float);
         // and the CPU backend's, in the same check: pages allocated but not yet touched do not
         // count as used in a cgroup, so two checks in sequence would both pass and the run
         // would then outgrow its limit
@@ -252,9 +259,10 @@ static int run_setup(run_t *r, int k, int n) {
             tms_format_bytes(a, sizeof(a), need);
             tms_format_bytes(b, sizeof(b), (double)avail);
             snprintf(r->err, sizeof(r->err), "not enough memory: %d instances of n=%d, m=%d need %s for their "
-                     "parameters, Adam moments, loss log (%d log points), images and backend but %s leaves %s; train fewer "
-                     "instances at a time (--shard K/N), a smaller model, a larger train.log_every or output.images "
-                     "false", count, nf, r->P.model.m, a, r->n_logs, limit, b);
+                     "parameters, Adam moments, loss log (%d log points), snapshots (%d), images and backend but %s leaves "
+                     "%s; train fewer instances at a time (--shard K/N), a smaller model, a larger train.log_every, "
+                     "fewer output.snapshots or output.images false", count, nf, r->P.model.m, a, r->n_logs,
+                     r->spec.n_snapshots, limit, b);
             return -1;
         }
     }
@@ -264,12 +272,21 @@ static int run_setup(run_t *r, int k, int n) {
     r->eval_loss = calloc((size_t)(count ? count : 1), sizeof(float));
     r->eval_loss_se = calloc((size_t)(count ? count : 1), sizeof(float));
     r->loss_log = malloc((size_t)(count ? count : 1) * r->n_logs * sizeof(float));
-    if (!r->params || !r->adam_m || !r->adam_v || !r->eval_loss || !r->eval_loss_se || !r->loss_log) {
+    r->snapshots = calloc((size_t)(r->spec.n_snapshots ? r->spec.n_snapshots : 1) * total, sizeof(float));
+    if (!r->params || !r->adam_m || !r->adam_v || !r->eval_loss || !r->eval_loss_se || !r->loss_log || !r->snapshots) {
         snprintf(r->err, sizeof(r->err), "out of memory for %d instances (%zu parameters)", count, r->L.total);
         return -1;
     }
     for (size_t e = 0; e < (size_t)count * r->n_logs; e++) r->loss_log[e] = NAN;
+    r->snapshots_taken = r->spec.n_snapshots; // a complete run's files hold them all; training counts from 0
     return 0;
+}
+
+// How many of the spec's snapshot steps are at most `step` (those taken once `step` steps are done).
+static int snapshots_upto(const run_t *r, long step) {
+    int k = 0;
+    while (k < r->spec.n_snapshots && r->spec.snapshot_steps[k] <= step) k++;
+    return k;
 }
 
 // ----------------------------------------------------------------------------
@@ -322,6 +339,16 @@ static int write_manifest(const run_t *r, const char *dir, const char *status, c
         int nd = tensor_shape(&r->P, t, r->P.instances, shape);
         double dims[3] = {(double)shape[0], (double)shape[1], (double)shape[2]};
         cJSON_AddItemToObject(tensors, tms_tensor_names[t], cJSON_CreateDoubleArray(dims, nd));
+    }
+    if (r->spec.n_snapshots > 0) { // additive: the steps output.snapshots resolved to, and the files
+        cJSON *snap = cJSON_AddObjectToObject(m, "snapshots");
+        cJSON *steps = cJSON_AddArrayToObject(snap, "steps");
+        for (int k = 0; k < r->spec.n_snapshots; k++)
+            cJSON_AddItemToArray(steps, cJSON_CreateNumber((double)r->spec.snapshot_steps[k]));
+        cJSON_AddNumberToObject(snap, "taken", r->snapshots_taken);
+        cJSON_AddStringToObject(snap, "layout", "snapshots/steps.npy (snapshot,) int64, and per parameter "
+                                "snapshots/NAME.npy float32 shaped (snapshot, instance, ...): the parameters after "
+                                "that many steps (0: the initialisation)");
     }
     if (strcmp(status, "complete") == 0) { // the arrays written last (write_outputs), with their checksums
         cJSON *files = cJSON_AddObjectToObject(m, "files");
@@ -461,6 +488,53 @@ static int tensors_io(run_t *r, const char *dir, float *buffer, const char *pref
     return 0;
 }
 
+// The snapshots taken so far of instances [first, first + count): snapshots/steps.npy and
+// snapshots/NAME.npy (taken, count, ...). Reading a slice of the run's instances (a shard,
+// for merge) goes through a scratch buffer: the file's rows are the slice's, the buffer's
+// every instance's. Returns as array_io.
+static int snapshots_io(run_t *r, const char *dir, int first, int count, int writing, const cJSON *files) {
+    const int taken = r->snapshots_taken, total = r->P.instances;
+    const int S = r->spec.n_snapshots;
+    char sdir[4096];
+    if (tms_join(sdir, sizeof(sdir), dir, "snapshots")) { snprintf(r->err, sizeof(r->err), "path too long"); return -1; }
+    if (writing && tms_mkdirs(sdir, r->err, sizeof(r->err))) return -1;
+    int64_t *steps = malloc((size_t)(taken ? taken : 1) * sizeof(int64_t));
+    if (!steps) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    for (int k = 0; k < taken; k++) steps[k] = r->spec.snapshot_steps[k];
+    long sshape[1] = {taken};
+    int rc = array_io(r, dir, "snapshots/steps.npy", TMS_NPY_I64, steps, sshape, 1, writing, files);
+    for (int k = 0; k < taken && !writing && !rc; k++)
+        if (steps[k] != r->spec.snapshot_steps[k]) {
+            snprintf(r->err, sizeof(r->err), "%s/snapshots/steps.npy: snapshot %d is of step %lld, but the spec's "
+                     "output.snapshots says %ld", dir, k, (long long)steps[k], r->spec.snapshot_steps[k]);
+            rc = -2;
+        }
+    free(steps);
+    for (int t = 0; t < TMS_NTENSORS && !rc; t++) {
+        if (!r->L.present[t]) continue;
+        long shape[4], inner[3];
+        int nd = tensor_shape(&r->P, t, count, inner);
+        shape[0] = taken;
+        for (int d = 0; d < nd; d++) shape[d + 1] = inner[d];
+        const size_t per = r->L.per_instance[t];
+        float *all = r->snapshots + (size_t)S * r->L.offset[t]; // (S, total, per)
+        char name[64];
+        snprintf(name, sizeof(name), "snapshots/%s.npy", tms_tensor_names[t]);
+        if (writing || (first == 0 && count == total)) {
+            rc = array_io(r, dir, name, TMS_NPY_F32, all, shape, nd + 1, writing, files);
+            continue;
+        }
+        const size_t floats = (size_t)taken * count * per;
+        float *part = malloc((floats ? floats : 1) * sizeof(float));
+        if (!part) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+        rc = array_io(r, dir, name, TMS_NPY_F32, part, shape, nd + 1, 0, files);
+        for (int k = 0; k < taken && !rc; k++)
+            memcpy(all + ((size_t)k * total + first) * per, part + (size_t)k * count * per, (size_t)count * per * sizeof(float));
+        free(part);
+    }
+    return rc;
+}
+
 // The state files of instances [first, first + count) in dir. Writing records their
 // checksums in r->sums (names relative to dir); reading checks them against `files`.
 // Returns 0, -2 (a file missing, damaged or not matching the spec), -1 (other failure).
@@ -495,6 +569,7 @@ static int state_io(run_t *r, const char *dir, int first, int count, int what, i
     }
     free(div);
     if (rc) return rc;
+    if (r->spec.n_snapshots > 0 && (rc = snapshots_io(r, dir, first, count, writing, files))) return rc;
     if (what == STATE_FINAL) {
         rc = array_io(r, dir, "eval_loss.npy", TMS_NPY_F32, r->eval_loss + first, shape, 1, writing, files);
         if (rc) return rc;
@@ -809,7 +884,10 @@ static int read_checkpoint(run_t *r, const char *partial, const char *spec_sha) 
         snprintf(r->err, sizeof(r->err), "%s belongs to another spec than manifest.json's (their checksums differ)", path);
     else if (json_long(c, "step", 0, r->spec.steps, &step, path, r->err, sizeof(r->err)) ||
              json_seconds(c, "wall_seconds", &r->wall_seconds, path, r->err, sizeof(r->err))) {}
-    else rc = state_io(r, current, 0, r->P.instances, STATE_TRAINING, 0, cJSON_GetObjectItemCaseSensitive(c, "files"));
+    else {
+        r->snapshots_taken = snapshots_upto(r, step); // the checkpoint holds those up to its step
+        rc = state_io(r, current, 0, r->P.instances, STATE_TRAINING, 0, cJSON_GetObjectItemCaseSensitive(c, "files"));
+    }
     cJSON_Delete(c);
     if (rc) return rc;
     r->steps_done = step;
@@ -896,9 +974,28 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     return 0;
 }
 
-// Train from r->steps_done to the end, in chunks that end at every log point and
-// every checkpoint. Returns 0 when done, 1 when stopped by a signal (checkpoint
-// saved), -1 on failure.
+// Record the backend's parameters now as snapshot r->snapshots_taken, through the backend
+// interface (every backend: get_state copies the whole state to the host; the moments land
+// in r->adam_m/v, which are only ever read right after a get_state of their own).
+static int take_snapshot(run_t *r, tms_backend_t *be) {
+    const int k = r->snapshots_taken, S = r->spec.n_snapshots, I = r->P.instances;
+    if (be->get_state(be, r->params, r->adam_m, r->adam_v)) {
+        snprintf(r->err, sizeof(r->err), "could not copy the snapshot of step %ld back from the %s backend",
+                 r->spec.snapshot_steps[k], be->name);
+        return -1;
+    }
+    for (int t = 0; t < TMS_NTENSORS; t++) {
+        if (!r->L.present[t]) continue;
+        const size_t n = (size_t)I * r->L.per_instance[t];
+        memcpy(r->snapshots + (size_t)S * r->L.offset[t] + (size_t)k * n, r->params + r->L.offset[t], n * sizeof(float));
+    }
+    r->snapshots_taken = k + 1;
+    return 0;
+}
+
+// Train from r->steps_done to the end, in chunks that end at every log point, every
+// checkpoint and every snapshot. Returns 0 when done, 1 when stopped by a signal
+// (checkpoint saved), -1 on failure.
 static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quiet) {
     const tms_problem_t *P = &r->P;
     const long every = r->spec.log_every, ck = r->checkpoint_every;
@@ -908,10 +1005,18 @@ static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quie
     tms_progress_start(&prog, P->steps, quiet);
     double mean = NAN;
     int rc = 0;
+    // a snapshot of step 0 is the initialisation
+    if (r->snapshots_taken < r->spec.n_snapshots && r->spec.snapshot_steps[r->snapshots_taken] <= r->steps_done &&
+        take_snapshot(r, be)) {
+        free(loss);
+        return -1;
+    }
     while (r->steps_done < P->steps) {
         long begin = r->steps_done;
         long end = (begin / every + 1) * every;
         if (ck > 0 && (begin / ck + 1) * ck < end) end = (begin / ck + 1) * ck;
+        if (r->snapshots_taken < r->spec.n_snapshots && r->spec.snapshot_steps[r->snapshots_taken] < end)
+            end = r->spec.snapshot_steps[r->snapshots_taken];
         if (end > P->steps) end = P->steps;
         double t0 = tms_now();
         if (be->train(be, begin, end, loss)) {
@@ -919,8 +1024,13 @@ static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quie
             rc = -1;
             break;
         }
-        r->wall_seconds += tms_now() - t0;
         r->steps_done = end;
+        if (r->snapshots_taken < r->spec.n_snapshots && r->spec.snapshot_steps[r->snapshots_taken] == end &&
+            take_snapshot(r, be)) {
+            rc = -1;
+            break;
+        }
+        r->wall_seconds += tms_now() - t0; // the snapshot's copy counts as training time
         if (begin % every == 0) {
             double sum = 0.0;
             int healthy = 0;
@@ -1047,6 +1157,7 @@ static int train_fresh(run_t *r, const tms_train_opts_t *o, const char *partial)
         return TMS_EXIT_USAGE;
     }
     tms_init_params(&r->P, &r->L, r->params);
+    r->snapshots_taken = 0;
     tms_backend_t be = {0};
     int usage_error;
     if (create_backend(r, &be, o, &usage_error)) {
@@ -1143,6 +1254,7 @@ static int train_resume(run_t *r, const tms_train_opts_t *o, const char *partial
         for (size_t e = 0; e < (size_t)r->P.instances * r->n_logs; e++) r->loss_log[e] = NAN;
         for (int i = 0; i < r->P.instances; i++) r->P.inst[i].diverged_step = 0;
         r->steps_done = 0;
+        r->snapshots_taken = 0;
     }
     // a crash between writing a checkpoint and swapping it in leaves checkpoint.new/, one
     // while removing it at the end checkpoint.old/

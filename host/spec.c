@@ -199,7 +199,8 @@ static const char *const feature_sets_keys[] = {"kind", "size", NULL};
 static const char *const optimizer_keys[] = {"name", "lr", "betas", "eps", "weight_decay", "schedule",
                                              "warmup_steps", NULL};
 static const char *const train_keys[] = {"steps", "seed", "seeds", "log_every", "eval_samples", NULL};
-static const char *const output_keys[] = {"images", "contact_sheet", "max_images", NULL};
+static const char *const output_keys[] = {"images", "contact_sheet", "max_images", "snapshots", "snapshot_spacing",
+                                          NULL};
 
 static int in_list(const char *s, const char *const *list) {
     for (int i = 0; list[i]; i++)
@@ -429,6 +430,7 @@ static const char *const optimizer_names[] = {"adamw", "adam", NULL};
 static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
 static const char *const task_names[] = {"sparse", "abs", NULL};                               // TMS_TASK_*
 static const char *const sets_names[] = {"independent", "correlated", "anticorrelated", NULL}; // TMS_SETS_*
+static const char *const spacing_names[] = {"log", "linear", NULL};                            // TMS_SPACING_*
 
 static const cJSON *section_object(errbuf_t *e, const cJSON *root, const char *name, int *status) {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, name);
@@ -662,6 +664,75 @@ static int validate_train(errbuf_t *e, const cJSON *s, const cJSON *opt, tms_spe
     return 0;
 }
 
+int tms_snapshot_steps(long steps, int count, int spacing, long *out) {
+    if (count <= 0 || steps <= 0) return 0;
+    if ((long)count >= steps) { // every step
+        for (long s = 1; s <= steps; s++) out[s - 1] = s;
+        return (int)steps;
+    }
+    long prev = 0;
+    for (int j = 0; j < count; j++) {
+        // log: steps^(j / (count - 1)) from 1 to steps; linear: steps (j + 1) / count
+        double ideal = spacing == TMS_SPACING_LINEAR ? (double)steps * (j + 1) / count
+                       : count == 1 ? (double)steps : pow((double)steps, (double)j / (count - 1));
+        long s = j == count - 1 ? steps : lround(ideal);
+        if (s <= prev) s = prev + 1;                          // early log steps round to the same integer
+        if (s > steps - (count - 1 - j)) s = steps - (count - 1 - j); // leave room for the rest
+        out[j] = prev = s;
+    }
+    return count;
+}
+
+// output.snapshots: a count (spread over the run by output.snapshot_spacing) or a list of
+// steps; output.snapshot_spacing only with a count.
+static int validate_snapshots(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, "snapshots");
+    const cJSON *spacing = cJSON_GetObjectItemCaseSensitive(s, "snapshot_spacing");
+    char allowed[256];
+    snprintf(allowed, sizeof(allowed), "a count from 0 to %d (that many steps, spread by output.snapshot_spacing and "
+             "ending at train.steps), or a non-empty list of at most %d strictly increasing steps from 0 to "
+             "train.steps (%ld)", TMS_MAX_SNAPSHOTS, TMS_MAX_SNAPSHOTS, spec->steps);
+    if (get_choice(e, s, "output", "snapshot_spacing", spacing_names, TMS_SPACING_LOG, &spec->snapshot_spacing))
+        return -1;
+    if (!v) return 0;
+    if (cJSON_IsArray(v)) {
+        if (spacing)
+            return field_error(e, "output", "snapshot_spacing", spacing,
+                               "no snapshot_spacing with a list of steps (it spreads a count of snapshots)");
+        int len = cJSON_GetArraySize(v);
+        if (len < 1 || len > TMS_MAX_SNAPSHOTS) return field_error(e, "output", "snapshots", v, allowed);
+        spec->snapshot_steps = malloc((size_t)len * sizeof(long));
+        if (!spec->snapshot_steps) { snprintf(e->buf, e->len, "out of memory"); return -1; }
+        int k = 0;
+        for (const cJSON *c = v->child; c; c = c->next, k++) {
+            char field[48], what[160];
+            snprintf(field, sizeof(field), "snapshots[%d]", k);
+            if (!is_integer(c) || c->valuedouble < 0 || c->valuedouble > (double)spec->steps) {
+                snprintf(what, sizeof(what), "a step: an integer from 0 (the initialisation) to train.steps (%ld)",
+                         spec->steps);
+                return field_error(e, "output", field, c, what);
+            }
+            spec->snapshot_steps[k] = (long)c->valuedouble;
+            if (k > 0 && spec->snapshot_steps[k] <= spec->snapshot_steps[k - 1]) {
+                snprintf(what, sizeof(what), "a step after the one before it (%ld): the list strictly increasing",
+                         spec->snapshot_steps[k - 1]);
+                return field_error(e, "output", field, c, what);
+            }
+        }
+        spec->n_snapshots = len;
+        spec->snapshots_listed = 1;
+        return 0;
+    }
+    if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble > TMS_MAX_SNAPSHOTS)
+        return field_error(e, "output", "snapshots", v, allowed);
+    int count = (int)v->valuedouble;
+    if (count == 0) return 0;
+    spec->snapshot_steps = malloc((size_t)count * sizeof(long));
+    if (!spec->snapshot_steps) { snprintf(e->buf, e->len, "out of memory"); return -1; }
+    spec->n_snapshots = tms_snapshot_steps(spec->steps, count, spec->snapshot_spacing, spec->snapshot_steps);
+    return 0;
+}
+
 static int validate_output(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     static const cJSON empty = {0};
     if (!s) s = &empty;
@@ -671,7 +742,7 @@ static int validate_output(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     long max_images;
     if (get_int(e, s, "output", "max_images", 256, 0, 100000, &max_images)) return -1;
     spec->max_images = (int)max_images;
-    return 0;
+    return validate_snapshots(e, s, spec);
 }
 
 // ----------------------------------------------------------------------------
@@ -748,6 +819,14 @@ static cJSON *build_resolved(const tms_spec_t *s) {
     cJSON_AddBoolToObject(out, "images", s->images);
     cJSON_AddBoolToObject(out, "contact_sheet", s->contact_sheet);
     add_num(out, "max_images", s->max_images);
+    if (s->snapshots_listed) {
+        cJSON *steps = cJSON_AddArrayToObject(out, "snapshots");
+        for (int k = 0; k < s->n_snapshots; k++) cJSON_AddItemToArray(steps, num((double)s->snapshot_steps[k]));
+    } else {
+        // the count recorded (a count above train.steps records every step, and resolves to steps)
+        add_num(out, "snapshots", s->n_snapshots);
+        cJSON_AddStringToObject(out, "snapshot_spacing", spacing_names[s->snapshot_spacing]);
+    }
     return root;
 }
 
@@ -881,6 +960,8 @@ int tms_spec_load(tms_spec_t *spec, const char *path, char *const *overrides, in
 void tms_spec_free(tms_spec_t *spec) {
     free(spec->importance_decay);
     free(spec->importance_values);
+    free(spec->snapshot_steps);
+    spec->snapshot_steps = NULL;
     cJSON_Delete(spec->resolved);
     spec->importance_decay = spec->importance_values = NULL;
     spec->resolved = NULL;

@@ -14,6 +14,16 @@
 // samples training draws (steps * batch_size / 8) for short runs, never below the minimum
 #define TMS_EVAL_SAMPLES_MIN 8192L
 #define TMS_EVAL_SAMPLES_MAX (1L << 20)
+#define TMS_MAX_SNAPSHOTS 4096            // output.snapshots: at most this many steps recorded
+
+enum { TMS_SPACING_LOG = 0, TMS_SPACING_LINEAR = 1 };
+
+// The steps a count of snapshots records over a run of `steps` steps, strictly increasing and
+// ending at `steps`: log-spaced from 1 (1, 10, 100, 1000, 10000 for 5 over 10000 steps) or
+// evenly spaced (steps/count, 2 steps/count, ..., steps), rounded to integers and moved up
+// where rounding would repeat one. When count >= steps, every step 1..steps. Returns how
+// many it wrote (min(count, steps)).
+int tms_snapshot_steps(long steps, int count, int spacing, long *out);
 
 typedef struct {
     char name[128];
@@ -47,6 +57,12 @@ typedef struct {
     int images;
     int contact_sheet;
     int max_images;
+    // output.snapshots: every instance's parameters recorded after these steps of training
+    // (0 = the initialisation), strictly increasing, each in [0, steps]; none by default
+    int n_snapshots;
+    long *snapshot_steps;           // (n_snapshots)
+    int snapshots_listed;           // 1: output.snapshots was a list of steps; 0: a count
+    int snapshot_spacing;           // TMS_SPACING_*: how a count is spread over [1, steps]
     // the whole spec with every default filled in, for the manifest
     cJSON *resolved;
 } tms_spec_t;

@@ -272,5 +272,54 @@ int main(void) {
         tms_format_float(buf, sizeof(buf), 0.0184569f);
         CHECK(strtof(buf, NULL) == 0.0184569f && strlen(buf) <= 10, "float -> %s", buf);
     }
+    {
+        // output.snapshots: known answers of the spacing, the list form, and what is refused
+        long st[16];
+        const long log5[] = {1, 10, 100, 1000, 10000}, lin4[] = {250, 500, 750, 1000}, all3[] = {1, 2, 3};
+        CHECK(tms_snapshot_steps(10000, 5, TMS_SPACING_LOG, st) == 5 && !memcmp(st, log5, sizeof(log5)), "log 5 of 10000");
+        CHECK(tms_snapshot_steps(1000, 4, TMS_SPACING_LINEAR, st) == 4 && !memcmp(st, lin4, sizeof(lin4)), "linear 4 of 1000");
+        CHECK(tms_snapshot_steps(3, 8, TMS_SPACING_LOG, st) == 3 && !memcmp(st, all3, sizeof(all3)), "8 of 3 steps: every step");
+        CHECK(tms_snapshot_steps(50, 1, TMS_SPACING_LOG, st) == 1 && st[0] == 50, "1 snapshot: the last step");
+        // 12 of 20: the early log steps round to the same integers and are moved up, distinct, ending at 20
+        CHECK(tms_snapshot_steps(20, 12, TMS_SPACING_LOG, st) == 12 && st[0] == 1 && st[11] == 20, "12 of 20");
+        for (int k = 1; k < 12; k++) CHECK(st[k] > st[k - 1], "12 of 20: step %d (%ld) after %ld", k, st[k], st[k - 1]);
+        CHECK(parse(&s, "{" BASE ", \"train\": {\"steps\": 100}, \"output\": {\"snapshots\": [0, 5, 100]}}", NULL, 0,
+                    err) == 0, "%s", err);
+        CHECK(s.n_snapshots == 3 && s.snapshots_listed && s.snapshot_steps[0] == 0 && s.snapshot_steps[2] == 100, "list");
+        {
+            char *text = cJSON_PrintUnformatted(s.resolved);
+            CHECK(text && strstr(text, "\"snapshots\":[0,5,100]") != NULL, "resolved list: %s", text);
+            cJSON_free(text);
+        }
+        tms_spec_free(&s);
+        CHECK(parse(&s, "{" BASE ", \"train\": {\"steps\": 10}, \"output\": {\"snapshots\": 64}}", NULL, 0, err) == 0,
+              "%s", err);
+        CHECK(s.n_snapshots == 10, "64 snapshots of a 10-step run: every step, %d", s.n_snapshots);
+        {
+            char *text = cJSON_PrintUnformatted(s.resolved);
+            CHECK(text && strstr(text, "\"snapshots\":10,\"snapshot_spacing\":\"log\"") != NULL, "resolved count: %s", text);
+            cJSON_free(text);
+        }
+        tms_spec_free(&s);
+        CHECK(parse(&s, "{" BASE "}", NULL, 0, err) == 0 && s.n_snapshots == 0, "no snapshots by default");
+        tms_spec_free(&s);
+#define SNAP "{" BASE ", \"train\": {\"steps\": 100}, \"output\": "
+        expect_error(SNAP "{\"snapshots\": -1}}", NULL, "output.snapshots: -1 is not allowed; expected a count from 0 to 4096");
+        expect_error(SNAP "{\"snapshots\": 4097}}", NULL, "output.snapshots: 4097 is not allowed");
+        expect_error(SNAP "{\"snapshots\": 2.5}}", NULL, "output.snapshots: 2.5 is not allowed");
+        expect_error(SNAP "{\"snapshots\": \"log\"}}", NULL, "output.snapshots: \"log\" is not allowed");
+        expect_error(SNAP "{\"snapshots\": []}}", NULL, "output.snapshots: [] is not allowed");
+        expect_error(SNAP "{\"snapshots\": [0, 101]}}", NULL,
+                     "output.snapshots[1]: 101 is not allowed; expected a step: an integer from 0 (the initialisation) to train.steps (100)");
+        expect_error(SNAP "{\"snapshots\": [5, 5]}}", NULL, "output.snapshots[1]: 5 is not allowed; expected a step after the one before it (5)");
+        expect_error(SNAP "{\"snapshots\": [50, 3]}}", NULL, "output.snapshots[1]: 3 is not allowed");
+        expect_error(SNAP "{\"snapshots\": [1, -2]}}", NULL, "output.snapshots[1]: -2 is not allowed");
+        expect_error(SNAP "{\"snapshots\": 4, \"snapshot_spacing\": \"cubic\"}}", NULL,
+                     "output.snapshot_spacing: \"cubic\" is not allowed; expected one of: log, linear");
+        expect_error(SNAP "{\"snapshots\": [1, 2], \"snapshot_spacing\": \"log\"}}", NULL,
+                     "output.snapshot_spacing: \"log\" is not allowed; expected no snapshot_spacing with a list of steps");
+        expect_error("{" BASE "}", "output.snapshots=[0,20000]", "output.snapshots[1]: 20000 is not allowed");
+#undef SNAP
+    }
     return check_finish("test_spec");
 }

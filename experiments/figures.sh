@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # figures.sh [--full] [--backend auto|cpu|cuda] [--quick] [--tms PATH] [--runs DIR] [--out DIR]
-#            FIGURE... | all | list
+#            FIGURE... | all | list | list-tmslab
 #
 # Regenerates the paper's figures and the research note's, one command each: trains the
 # figure's spec(s) from experiments/specs/ with build/tms into runs/figures/, then draws
@@ -33,11 +33,14 @@ full=0
 quick=0
 backend=auto
 figures=()
-all=(intro basic uniform phase privileged abs correlated note tied_untied)
+all=(intro basic uniform phase privileged abs correlated note tied_untied scaled)
+# drawn from snapshots with tmslab (python/, its virtualenv from scripts/python-env.sh): named
+# one by one, not in `all` (whose images are PNGs drawn with Debian's matplotlib)
+tmslab_figures=(dynamics forming perturb)
 
 usage() {
     sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
-    echo "figures: ${all[*]}"
+    echo "figures: ${all[*]} ${tmslab_figures[*]}"
 }
 
 while [ $# -gt 0 ]; do
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
         --backend=*) backend=${1#--backend=} ;;
         -h|--help) usage; exit 0 ;;
         list) printf '%s\n' "${all[@]}"; exit 0 ;;
+        list-tmslab) printf '%s\n' "${tmslab_figures[@]}"; exit 0 ;;
         all) figures+=("${all[@]}") ;;
         -*) echo "figures.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) figures+=("$1") ;;
@@ -59,7 +63,8 @@ while [ $# -gt 0 ]; do
 done
 [ ${#figures[@]} -gt 0 ] || { usage >&2; exit 2; }
 for f in "${figures[@]}"; do
-    case " ${all[*]} " in *" $f "*) ;; *) echo "figures.sh: unknown figure '$f'; figures: ${all[*]}" >&2; exit 2 ;; esac
+    case " ${all[*]} ${tmslab_figures[*]} " in *" $f "*) ;;
+        *) echo "figures.sh: unknown figure '$f'; figures: ${all[*]} ${tmslab_figures[*]}" >&2; exit 2 ;; esac
 done
 
 # ----------------------------------------------------------------------------
@@ -97,6 +102,15 @@ train() {
 plot() { # plot SCRIPT ARGS...: python3 plots/SCRIPT.py ARGS
     local script=$1; shift
     "$py" "plots/$script.py" "$@"
+}
+
+# plot_tmslab SCRIPT ARGS...: the same with tmslab's Python (TMSLAB_PYTHON, or the project's
+# virtualenv, made by scripts/python-env.sh when missing)
+tpy=""
+plot_tmslab() {
+    local script=$1; shift
+    [ -n "$tpy" ] || tpy=${TMSLAB_PYTHON:-$(bash scripts/python-env.sh | tail -n 1)}
+    "$tpy" "plots/$script.py" "$@"
 }
 
 # ----------------------------------------------------------------------------
@@ -162,10 +176,41 @@ fig_tied_untied() {
         --out "$out/tied_untied.png" --table "$out/tied_untied.md"
 }
 
+fig_scaled() {
+    # the paper's basic results scaled up (80 -> 20, importance 0.9^i), drawn like `basic`
+    train scaled scaled
+    plot basic "$runs/scaled" --out "$out/scaled.png"
+}
+
+# ---- from snapshots (output.snapshots), drawn with tmslab.plot.dynamics
+
+fig_dynamics() {
+    train dynamics dynamics
+    plot_tmslab dynamics "$runs/dynamics" --out "$out/dynamics.png"
+}
+
+fig_forming() {
+    # shellcheck disable=SC2046
+    train forming forming $([ $quick -eq 1 ] && echo "--set output.snapshots=10")
+    plot_tmslab animate "$runs/forming" --out "$out/forming.gif"
+}
+
+fig_perturb() {
+    # feature 4's density from 0.2x to 8x the others' 0.05 (data.relative_density, which only
+    # the CPU backend draws), one run per value
+    local backend=cpu names=() f
+    for f in 0.2 0.4 0.6 0.8 1 1.5 2 3 5 8; do
+        train "perturb_$f" perturb --set "data.relative_density=[1,1,1,1,$f]"
+        names+=("$runs/perturb_$f")
+    done
+    plot_tmslab perturb "${names[@]}" --feature 4 --out "$out/perturb.png"
+}
+
 for f in "${figures[@]}"; do
     start=$(date +%s%N)
     "fig_$f"
     ms=$((($(date +%s%N) - start) / 1000000))
-    printf 'figures: %s done in %d.%01d s (training and plotting) -> %s/%s.png\n' "$f" $((ms / 1000)) \
-        $((ms % 1000 / 100)) "$out" "$f" >&2
+    ext=png; [ "$f" = forming ] && ext=gif
+    printf 'figures: %s done in %d.%01d s (training and plotting) -> %s/%s.%s\n' "$f" $((ms / 1000)) \
+        $((ms % 1000 / 100)) "$out" "$f" "$ext" >&2
 done

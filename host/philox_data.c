@@ -130,7 +130,14 @@ static void apply_sets(const tms_data_t *D, uint64_t key, uint64_t subsequence, 
 
 void tms_sample_tile(const tms_data_t *D, uint64_t key, uint64_t subsequence, int n, long row_begin,
                      int rows, float density, float *x, float *target) {
-    if (D->sets == TMS_SETS_NONE) {
+    if (D->relative_density) { // data.relative_density: feature i's own density, from the raw uniforms
+        fill_tile(key, subsequence, n, row_begin, rows, 0, density, D->task, x);
+        for (int i = 0; i < n; i++) {
+            const float p = density * D->relative_density[i];
+            float *xi = x + (size_t)i * rows;
+            for (int r = 0; r < rows; r++) xi[r] = tms_independent_value(xi[r], p, D->task);
+        }
+    } else if (D->sets == TMS_SETS_NONE) {
         fill_tile(key, subsequence, n, row_begin, rows, 1, density, D->task, x);
     } else {
         fill_tile(key, subsequence, n, row_begin, rows, 0, density, D->task, x);

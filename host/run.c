@@ -931,6 +931,17 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
         *usage_error = 1;
         return -1;
     }
+    if (r->P.data.relative_density && strcmp(want, "cpu") != 0) {
+        // only the CPU's sampler draws per-feature densities: never let a GPU train the wrong data
+        if (strcmp(want, "cuda") == 0) {
+            snprintf(r->err, sizeof(r->err), "--backend cuda: the spec's data.relative_density is drawn only by the CPU "
+                     "backend; use --backend cpu");
+            *usage_error = 1;
+            return -1;
+        }
+        if (!o->quiet) fprintf(stderr, "tms: data.relative_density: training on the CPU (only its sampler draws it)\n");
+        want = "cpu";
+    }
 #ifdef TMS_HAVE_CUDA
     // only auto and cuda ask CUDA: the query initialises the driver (time, and GPU memory
     // for a context on a shared node), which --backend cpu must not cost

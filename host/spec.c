@@ -194,7 +194,7 @@ static const char *const sections[] = {"name", "model", "data", "optimizer", "tr
 static const char *const model_keys[] = {"n_features", "n_hidden", "decoder", "hidden_activation",
                                          "output_activation", "bias", "hidden_bias", NULL};
 static const char *const data_keys[] = {"density", "importance_decay", "importance", "batch_size", "task",
-                                        "feature_sets", NULL};
+                                        "feature_sets", "relative_density", NULL};
 static const char *const feature_sets_keys[] = {"kind", "size", NULL};
 static const char *const optimizer_keys[] = {"name", "lr", "betas", "eps", "weight_decay", "schedule",
                                              "warmup_steps", NULL};
@@ -517,6 +517,43 @@ static int validate_feature_sets(errbuf_t *e, const cJSON *v, tms_spec_t *spec) 
     return 0;
 }
 
+// data.relative_density: n factors; feature i is active with probability density * r_i (in
+// float, as the draw computes it), which must stay in (0, 1] for every density of the grid.
+static int validate_relative_density(errbuf_t *e, const cJSON *v, tms_spec_t *spec) {
+    if (!v) return 0;
+    const int n = spec->model.n;
+    char allowed[200];
+    snprintf(allowed, sizeof(allowed), "a list of %d numbers in (0, 1e6] (one per feature: feature i is active with "
+             "probability density * relative_density[i])", n);
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n) return field_error(e, "data", "relative_density", v, allowed);
+    if (spec->data.sets != TMS_SETS_NONE)
+        return field_error(e, "data", "relative_density", v, "no relative_density with data.feature_sets (a set's "
+                           "features share one density)");
+    spec->relative_density = malloc((size_t)n * sizeof(double));
+    spec->data.relative_density = malloc((size_t)n * sizeof(float));
+    if (!spec->relative_density || !spec->data.relative_density) { snprintf(e->buf, e->len, "out of memory"); return -1; }
+    int i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char field[48];
+        snprintf(field, sizeof(field), "relative_density[%d]", i);
+        if (!cJSON_IsNumber(c) || !(c->valuedouble > 0) || !(c->valuedouble <= 1e6))
+            return field_error(e, "data", field, c, "a number in (0, 1e6]");
+        spec->relative_density[i] = c->valuedouble;
+        spec->data.relative_density[i] = (float)c->valuedouble;
+        for (int d = 0; d < spec->n_density; d++) {
+            const float p = (float)spec->density[d] * spec->data.relative_density[i];
+            if (!(p <= 1.0f) || !(p > 0.0f)) {
+                char what[200], dens[32];
+                tms_format_double(dens, sizeof(dens), spec->density[d]);
+                snprintf(what, sizeof(what), "a factor that keeps density * relative_density in (0, 1]: with "
+                         "data.density %s it is %.9g", dens, (double)p);
+                return field_error(e, "data", field, c, what);
+            }
+        }
+    }
+    return 0;
+}
+
 static int validate_data(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     static const cJSON empty = {0};
     if (!s) s = &empty;
@@ -583,7 +620,8 @@ static int validate_data(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
     if (get_int(e, s, "data", "batch_size", 1024, 1, 1 << 20, &batch)) return -1;
     spec->batch_size = (int)batch;
     if (get_choice(e, s, "data", "task", task_names, TMS_TASK_SPARSE, &spec->data.task)) return -1;
-    return validate_feature_sets(e, cJSON_GetObjectItemCaseSensitive(s, "feature_sets"), spec);
+    if (validate_feature_sets(e, cJSON_GetObjectItemCaseSensitive(s, "feature_sets"), spec)) return -1;
+    return validate_relative_density(e, cJSON_GetObjectItemCaseSensitive(s, "relative_density"), spec);
 }
 
 static int validate_optimizer(errbuf_t *e, const cJSON *s, tms_spec_t *spec) {
@@ -795,6 +833,7 @@ static cJSON *build_resolved(const tms_spec_t *s) {
     cJSON *sets = cJSON_AddObjectToObject(data, "feature_sets");
     cJSON_AddStringToObject(sets, "kind", sets_names[s->data.sets]);
     if (s->data.sets != TMS_SETS_NONE) add_num(sets, "size", s->data.set_size);
+    if (s->relative_density) cJSON_AddItemToObject(data, "relative_density", num_array(s->relative_density, s->model.n));
     cJSON *opt = cJSON_AddObjectToObject(root, "optimizer");
     cJSON_AddStringToObject(opt, "name", optimizer_names[s->optimizer]);
     cJSON_AddItemToObject(opt, "lr", axis_json(s->lr, s->n_lr));
@@ -961,7 +1000,11 @@ void tms_spec_free(tms_spec_t *spec) {
     free(spec->importance_decay);
     free(spec->importance_values);
     free(spec->snapshot_steps);
+    free(spec->relative_density);
+    free(spec->data.relative_density);
     spec->snapshot_steps = NULL;
+    spec->relative_density = NULL;
+    spec->data.relative_density = NULL;
     cJSON_Delete(spec->resolved);
     spec->importance_decay = spec->importance_values = NULL;
     spec->resolved = NULL;
@@ -990,6 +1033,7 @@ int tms_problem_build(tms_problem_t *P, const tms_spec_t *s) {
     if (count < 1 || count > TMS_MAX_INSTANCES) return -1;
     P->model = s->model;
     P->data = s->data;
+    P->data.relative_density = NULL; // the problem's own copy, below
     P->instances = (int)count;
     P->batch_size = s->batch_size;
     P->steps = s->steps;
@@ -1002,6 +1046,11 @@ int tms_problem_build(tms_problem_t *P, const tms_spec_t *s) {
     P->inst = calloc((size_t)count, sizeof(tms_instance_t));
     P->importance = malloc((size_t)count * n * sizeof(float));
     if (!P->inst || !P->importance) { tms_problem_free(P); return -1; }
+    if (s->data.relative_density) {
+        P->data.relative_density = malloc((size_t)n * sizeof(float));
+        if (!P->data.relative_density) { tms_problem_free(P); return -1; }
+        memcpy(P->data.relative_density, s->data.relative_density, (size_t)n * sizeof(float));
+    }
     int idx = 0, point = 0;
     for (int a = 0; a < s->n_density; a++)
     for (int b = 0; b < s->n_importance; b++)
@@ -1029,6 +1078,8 @@ int tms_problem_build(tms_problem_t *P, const tms_spec_t *s) {
 void tms_problem_free(tms_problem_t *P) {
     free(P->inst);
     free(P->importance);
+    free(P->data.relative_density);
     P->inst = NULL;
     P->importance = NULL;
+    P->data.relative_density = NULL;
 }

@@ -36,7 +36,8 @@ typedef struct {
     double *importance_decay;       // (n_importance) when !importance_explicit
     double *importance_values;      // (n_importance, n) when importance_explicit
     int batch_size;
-    tms_data_t data;                // task and feature sets
+    tms_data_t data;                // task and feature sets (data.relative_density: spec-owned floats)
+    double *relative_density;       // (n) data.relative_density as given, or NULL
     // optimizer
     int optimizer;
     int n_lr;

@@ -84,6 +84,9 @@ typedef struct {
     int task;              // TMS_TASK_SPARSE (x in (0, 1], target x) or TMS_TASK_ABS (x in (-1, 1], target |x|)
     int sets;              // TMS_SETS_NONE (independent), TMS_SETS_CORRELATED, TMS_SETS_ANTICORRELATED
     int set_size;          // k: features per set (consecutive features; n is a multiple of k)
+    float *relative_density; // (n) or NULL (all 1): feature i is active with probability
+                             // density * relative_density[i] (in float); independent features
+                             // only, and only the CPU backend draws it (data.relative_density)
 } tms_data_t;
 
 // 1 when the target differs from the input (the model needs a separate target buffer).

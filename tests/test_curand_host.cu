@@ -42,10 +42,10 @@ int main(void) {
         }
     // the new draws: the abs task, and feature sets, whose set uniforms come from the
     // subsequence step + TMS_SUBSEQ_SETS, element row * G + set
-    const tms_data_t modes[] = {{TMS_TASK_ABS, TMS_SETS_NONE, 1},
-                                {TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3},
-                                {TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 2},
-                                {TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 3}};
+    const tms_data_t modes[] = {{TMS_TASK_ABS, TMS_SETS_NONE, 1, NULL},
+                                {TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3, NULL},
+                                {TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 2, NULL},
+                                {TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 3, NULL}};
     const int n6 = 6, rows6 = 41; // 6 features: sets of 2 and of 3
     float x6[6 * 41], t6[6 * 41];
     int mode_draws = 0;

@@ -3,6 +3,7 @@
 // statistics of the batches: sparse, the abs task, correlated and anticorrelated sets.
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "check.h"
 #include "tms.h"
 
@@ -23,7 +24,7 @@ static int near_fraction(double frac, double p, long trials) {
 // The abs task: active values uniform on (-1, 1], the target |x|; the active fraction is
 // the density; inactive features and their targets are 0.
 static void check_abs_task(void) {
-    const tms_data_t D = {TMS_TASK_ABS, TMS_SETS_NONE, 1};
+    const tms_data_t D = {TMS_TASK_ABS, TMS_SETS_NONE, 1, NULL};
     const int n = 5, rows = 100000;
     const long N = (long)n * rows;
     const float density = 0.2f;
@@ -53,6 +54,43 @@ static void check_abs_task(void) {
     free(x); free(t); free(plain);
 }
 
+// data.relative_density: feature i of the draw is, bit for bit, feature i of the plain draw
+// at density * relative_density[i] (the same uniforms), for both tasks and across tiles; so
+// each feature's active fraction is its own density (checked too, within 5 sigma).
+static void check_relative_density(void) {
+    float rel[5] = {0.2f, 1.0f, 4.0f, 1.0f, 19.0f};
+    const int n = 5, rows = 40000;
+    const float density = 0.05f;
+    float *x = malloc(sizeof(float) * n * rows), *plain = malloc(sizeof(float) * n * rows);
+    float *tile = malloc(sizeof(float) * n * 333), *t = malloc(sizeof(float) * n * rows);
+    for (int task = TMS_TASK_SPARSE; task <= TMS_TASK_ABS; task++) {
+        const tms_data_t D = {task, TMS_SETS_NONE, 1, rel}, P = {task, TMS_SETS_NONE, 1, NULL};
+        tms_sample_tile(&D, tms_instance_key(7, 1), 11, n, 0, rows, density, x, t);
+        for (int i = 0; i < n; i++) {
+            const float p = density * rel[i];
+            tms_sample_tile(&P, tms_instance_key(7, 1), 11, n, 0, rows, p, plain, NULL);
+            long same = 0, active = 0;
+            for (int r = 0; r < rows; r++) {
+                same += memcmp(&x[(size_t)i * rows + r], &plain[(size_t)i * rows + r], sizeof(float)) == 0;
+                active += x[(size_t)i * rows + r] != 0.0f;
+            }
+            CHECK(same == rows, "task %d, feature %d (x%g): %ld of %d rows equal the plain draw at density %g", task, i,
+                  rel[i], same, rows, p);
+            CHECK(near_fraction((double)active / rows, p, rows), "task %d, feature %d: active fraction %g, want %g", task,
+                  i, (double)active / rows, p);
+        }
+        if (task == TMS_TASK_ABS)
+            for (long e = 0; e < (long)n * rows; e++) CHECK(t[e] == fabsf(x[e]), "relative density, abs target %g", t[e]);
+        // a tile of rows 1000..1332 is the same rows of the whole batch
+        tms_sample_tile(&D, tms_instance_key(7, 1), 11, n, 1000, 333, density, tile, NULL);
+        int tiled = 1;
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < 333; r++) tiled &= tile[(size_t)i * 333 + r] == x[(size_t)i * rows + 1000 + r];
+        CHECK(tiled, "task %d: a tile of the relative-density draw differs from the whole batch's rows", task);
+    }
+    free(x); free(plain); free(tile); free(t);
+}
+
 // Correlated and anticorrelated sets: each feature's marginal density is the density;
 // correlated sets are all active or all inactive; anticorrelated sets have at most one
 // active feature, the set being active with probability k * density; features of
@@ -65,7 +103,7 @@ static void check_feature_sets(void) {
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++)
             for (int d = 0; d < 2; d++) {
-                const tms_data_t D = {TMS_TASK_SPARSE, kinds[a], sizes[b]};
+                const tms_data_t D = {TMS_TASK_SPARSE, kinds[a], sizes[b], NULL};
                 const int k = sizes[b], n = 2 * k * 2, G = n / k, rows = 60000; // 4 sets
                 const float p = densities[d];
                 const char *name = kinds[a] == TMS_SETS_CORRELATED ? "correlated" : "anticorrelated";
@@ -211,5 +249,6 @@ int main(void) {
     }
     check_abs_task();
     check_feature_sets();
+    check_relative_density();
     return check_finish("test_philox");
 }

@@ -11,7 +11,8 @@
 #   - SIGTERM part-way (some snapshots taken, some not) and --resume give the uninterrupted
 #     run's snapshot files bit for bit, as does resuming a SIGKILLed run from its checkpoint;
 #   - a damaged snapshot file is refused (exit 2); bad output.snapshots values are exit 2 with
-#     a message naming the field and value, and nothing written.
+#     a message naming the field and value, and nothing written;
+#   - data.relative_density trains on the CPU and is recorded; --backend cuda refuses it (exit 2).
 # Sizes: 5 -> 2 (tied with b; untied with a hidden ReLU for W2 and b1), 8 instances; on cpu
 # batch 256 and a 20000-step run to interrupt, on cuda batch 32 and 600 steps.
 set -u
@@ -148,5 +149,18 @@ expect 2 "output.snapshots[0]: $((steps + 1)) is not allowed; expected a step: a
 expect 2 "output.snapshot_spacing: \"exp\" is not allowed; expected one of: log, linear" \
     tmsb train tied.json --out bad4 --set output.snapshots=3 --set output.snapshot_spacing=exp
 for d in bad1 bad2 bad3 bad4; do [ ! -e $d ] && [ ! -e $d.partial ] || fail "$d: a refused spec left output"; done
+
+# ---- data.relative_density (the perturbation figure's per-feature density): the CPU draws it,
+# the CUDA backend refuses it rather than train other data
+if [ "$backend" = cpu ]; then
+    tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,2]' --set train.steps=20 --quiet ||
+        fail "a run with data.relative_density"
+    "$py" -c "import json; assert json.load(open('rd/manifest.json'))['spec']['data']['relative_density'] == [1, 1, 1, 1, 2]" ||
+        fail "relative_density not in the manifest"
+else
+    expect 2 "--backend cuda: the spec's data.relative_density is drawn only by the CPU backend" \
+        tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,2]'
+    [ ! -e rd ] && [ ! -e rd.partial ] || fail "a refused relative_density run left output"
+fi
 
 [ $fails -eq 0 ] && echo "test_snapshots ($backend): all checks passed" || { echo "test_snapshots ($backend): $fails failure(s)"; exit 1; }

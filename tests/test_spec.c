@@ -321,5 +321,33 @@ int main(void) {
         expect_error("{" BASE "}", "output.snapshots=[0,20000]", "output.snapshots[1]: 20000 is not allowed");
 #undef SNAP
     }
+    {
+        // data.relative_density: per-feature densities, carried into the problem and the resolved spec
+        CHECK(parse(&s, "{" BASE ", \"data\": {\"density\": [0.05, 0.1], \"relative_density\": [1, 1, 1, 1, 4]}}",
+                    NULL, 0, err) == 0, "%s", err);
+        CHECK(s.relative_density && s.relative_density[4] == 4.0 && s.data.relative_density[4] == 4.0f, "relative density");
+        {
+            tms_problem_t P;
+            CHECK(tms_problem_build(&P, &s) == 0 && P.data.relative_density && P.data.relative_density[4] == 4.0f &&
+                  P.data.relative_density != s.data.relative_density, "the problem's own copy");
+            tms_problem_free(&P);
+            char *text = cJSON_PrintUnformatted(s.resolved);
+            CHECK(text && strstr(text, "\"relative_density\":[1,1,1,1,4]") != NULL, "resolved: %s", text);
+            cJSON_free(text);
+        }
+        tms_spec_free(&s);
+        CHECK(parse(&s, "{" BASE "}", NULL, 0, err) == 0 && !s.data.relative_density, "none by default");
+        tms_spec_free(&s);
+        expect_error("{" BASE ", \"data\": {\"relative_density\": [1, 1, 1, 1]}}", NULL,
+                     "data.relative_density: [1,1,1,1] is not allowed; expected a list of 5 numbers in (0, 1e6]");
+        expect_error("{" BASE ", \"data\": {\"relative_density\": [1, 0, 1, 1, 1]}}", NULL,
+                     "data.relative_density[1]: 0 is not allowed; expected a number in (0, 1e6]");
+        expect_error("{" BASE ", \"data\": {\"density\": [0.05, 0.3], \"relative_density\": [1, 1, 1, 1, 4]}}", NULL,
+                     "data.relative_density[4]: 4 is not allowed; expected a factor that keeps density * relative_density "
+                     "in (0, 1]: with data.density 0.3 it is 1.2");
+        expect_error("{\"model\": {\"n_features\": 4, \"n_hidden\": 2}, \"data\": {\"relative_density\": [1, 1, 1, 2], "
+                     "\"feature_sets\": {\"kind\": \"correlated\", \"size\": 2}}}", NULL,
+                     "expected no relative_density with data.feature_sets");
+    }
     return check_finish("test_spec");
 }

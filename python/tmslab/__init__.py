@@ -13,7 +13,7 @@ See the README's "Python" section for the API.
 from __future__ import annotations
 
 from . import geometry
-from .run import GRID_DIMS, NotARunError, Run, RunError, RunIncompleteError, grid_coords, load
+from .run import GRID_DIMS, NotARunError, Run, RunError, RunIncompleteError, grid_coords, load, load_snapshots
 
 __version__ = "0.1.0"
 
@@ -26,4 +26,5 @@ __all__ = [
     "geometry",
     "grid_coords",
     "load",
+    "load_snapshots",
 ]

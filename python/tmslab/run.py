@@ -300,3 +300,51 @@ def load(rundir: str | os.PathLike[str]) -> Run:
     }
     ds = xr.Dataset(variables, coords=all_coords, attrs=attrs)
     return Run(path, manifest, ds)
+
+
+def load_snapshots(rundir: str | os.PathLike[str]) -> xr.Dataset:
+    """The parameters a run recorded during training (spec `output.snapshots`).
+
+    Returns a Dataset over `step` (the steps of snapshots/steps.npy: the parameters after
+    that many steps, 0 the initialisation), the grid's six axes (as `load`) and `hidden` /
+    `feature`: W (step, grid, hidden, feature) and W2, b1, b where the model has them,
+    with the geometry of every snapshot's W (norm, superposition, dimensionality: (step,
+    grid, feature); D_star: (step, grid)). A shard's absent instances are NaN. Raises
+    RunError when the run recorded no snapshots."""
+    path = Path(rundir)
+    manifest = _check_complete(path)
+    if path.name.endswith(".partial"):
+        path = path.with_name(path.name[: -len(".partial")])
+    snap = manifest.get("snapshots")
+    if not snap:
+        raise RunError(f"{path} recorded no snapshots (its spec has no output.snapshots)")
+    spec = manifest["spec"]
+    n, m = int(spec["model"]["n_features"]), int(spec["model"]["n_hidden"])
+    coords = grid_coords(spec)
+    shape = tuple(len(c) for c in coords.values())
+    grid_total = math.prod(shape)
+    first = int(manifest.get("shard", {}).get("first_instance", 0))
+    count = int(manifest["instances"])
+    steps = np.load(path / "snapshots" / "steps.npy")
+    if list(steps) != list(snap["steps"]):
+        raise RunError(f"{path}/snapshots/steps.npy holds {list(steps)}, the manifest {snap['steps']}")
+    S = len(steps)
+    G = ("step",) + GRID_DIMS
+    inner = {"W": (("hidden", "feature"), (m, n)), "W2": (("feature", "hidden"), (n, m)),
+             "b1": (("hidden",), (m,)), "b": (("feature",), (n,))}
+    variables: dict[str, Any] = {}
+    for name in manifest["tensors"]:
+        dims, tail = inner[name]
+        a = _npy(path, f"snapshots/{name}.npy", (S, count) + tail)
+        assert a is not None
+        full = np.full((S, grid_total) + tail, np.nan, dtype=np.float64)
+        full[:, first:first + count] = a
+        variables[name] = (G + dims, full.reshape((S,) + shape + tail))
+    W = variables["W"][1]
+    geo = geometry.feature_geometry(W)
+    for k in ("norm", "superposition", "dimensionality"):
+        variables[k] = (G + ("feature",), geo[k])
+    variables["D_star"] = (G, geometry.dims_per_feature(W))
+    all_coords: dict[str, Any] = dict(coords)
+    all_coords.update(step=steps, feature=np.arange(n), hidden=np.arange(m))
+    return xr.Dataset(variables, coords=all_coords, attrs={"name": spec.get("name", ""), "path": str(path)})

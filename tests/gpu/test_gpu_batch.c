@@ -62,20 +62,20 @@ static void check_shape(int n, int batch, int instances, tms_data_t data) {
 
 int main(void) {
     gpu_require("test_gpu_batch");
-    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 1};
+    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 1, NULL};
     check_shape(5, 1024, 3, sparse);   // the paper's shape
     check_shape(7, 1024, 4, sparse);   // n not a multiple of 4
     check_shape(7, 3, 5, sparse);      // batch * n = 21: a partial last block of four
     check_shape(1, 1, 2, sparse);      // a single element per instance
     check_shape(100, 256, 7, sparse);  // wider
-    const tms_data_t abs_task = {TMS_TASK_ABS, TMS_SETS_NONE, 1};
-    const tms_data_t correlated = {TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3};
-    const tms_data_t anticorrelated = {TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 2};
-    const tms_data_t abs_anticorrelated = {TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 3};
+    const tms_data_t abs_task = {TMS_TASK_ABS, TMS_SETS_NONE, 1, NULL};
+    const tms_data_t correlated = {TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3, NULL};
+    const tms_data_t anticorrelated = {TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 2, NULL};
+    const tms_data_t abs_anticorrelated = {TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 3, NULL};
     check_shape(7, 1024, 4, abs_task);
     check_shape(6, 1024, 5, correlated);         // sets of 3: a set straddles blocks of four
     check_shape(6, 7, 3, anticorrelated);        // batch * n = 42: a partial last block
     check_shape(9, 333, 7, abs_anticorrelated);
-    check_shape(100, 256, 3, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 20});
+    check_shape(100, 256, 3, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 20, NULL});
     return check_finish("test_gpu_batch");
 }

@@ -118,7 +118,7 @@ static void check(tms_model_t model, tms_data_t data, const char *eval_rows, lon
 
 int main(void) {
     gpu_require("test_gpu_eval");
-    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 1};
+    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 1, NULL};
     const tms_model_t tied = {7, 3, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
     const tms_model_t untied = {7, 3, TMS_DECODER_UNTIED, TMS_ACT_RELU, TMS_ACT_NONE, 1, 0};
     check(tied, sparse, "12", 101);
@@ -126,7 +126,7 @@ int main(void) {
     check(tied, sparse, "12", 8);
     check(untied, sparse, NULL, 1000);
     const tms_model_t abs_model = {6, 3, TMS_DECODER_TIED, TMS_ACT_RELU, TMS_ACT_RELU, 1, 1};
-    check(abs_model, (tms_data_t){TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 3}, "12", 101);
+    check(abs_model, (tms_data_t){TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 3, NULL}, "12", 101);
     // a bad override is refused at create, naming it
     setenv("TMS_CUDA_EVAL_ROWS", "6", 1);
     gpu_problem_t g;

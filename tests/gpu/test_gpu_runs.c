@@ -181,11 +181,11 @@ int main(void) {
     const tms_model_t tied = {6, 3, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
     const tms_model_t untied = {6, 3, TMS_DECODER_UNTIED, TMS_ACT_RELU, TMS_ACT_RELU, 1, 0};
     const tms_model_t privileged = {6, 3, TMS_DECODER_TIED, TMS_ACT_RELU, TMS_ACT_RELU, 1, 1};
-    run_against_cpu("correlated sets", tied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3}, 0, 1e-3);
-    run_against_cpu("anticorrelated sets", untied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 3}, 0, 1e-3);
-    run_against_cpu("abs task", privileged, (tms_data_t){TMS_TASK_ABS, TMS_SETS_NONE, 1}, 0, 1e-3);
-    run_against_cpu("abs task, correlated sets", untied, (tms_data_t){TMS_TASK_ABS, TMS_SETS_CORRELATED, 3}, 0, 1e-3);
-    run_against_cpu("tf32", untied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_NONE, 1}, 1, 1e-2);
+    run_against_cpu("correlated sets", tied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 3, NULL}, 0, 1e-3);
+    run_against_cpu("anticorrelated sets", untied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 3, NULL}, 0, 1e-3);
+    run_against_cpu("abs task", privileged, (tms_data_t){TMS_TASK_ABS, TMS_SETS_NONE, 1, NULL}, 0, 1e-3);
+    run_against_cpu("abs task, correlated sets", untied, (tms_data_t){TMS_TASK_ABS, TMS_SETS_CORRELATED, 3, NULL}, 0, 1e-3);
+    run_against_cpu("tf32", untied, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_NONE, 1, NULL}, 1, 1e-2);
     check_shards();
     check_empty();
     return check_finish("test_gpu_runs");

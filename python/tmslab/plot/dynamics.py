@@ -199,7 +199,7 @@ def dynamics_figure(run: Run, snaps: xr.Dataset, instance: int | None = None, mo
     picks = pick_moments(steps, D, moments)
     fig = plt.figure(figsize=(10, 7.6))
     gs = fig.add_gridspec(3, len(picks), height_ratios=[2.2, 0.9, 1.25], hspace=0.45, top=0.92, bottom=0.12,
-                          left=0.08, right=0.97)
+                          left=0.1, right=0.96)
     ax = fig.add_subplot(gs[0, :])
     for y, label in zip(STICKY, STICKY_TEXT):
         ax.axhline(y, color="0.85", lw=0.6, zorder=0)

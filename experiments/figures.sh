@@ -196,10 +196,10 @@ fig_forming() {
 }
 
 fig_perturb() {
-    # feature 4's density from 0.2x to 8x the others' 0.05 (data.relative_density, which only
+    # feature 4's density from 0.2x to 20x the others' 0.05 (0.01 to 1) (data.relative_density, which only
     # the CPU backend draws), one run per value
     local backend=cpu names=() f
-    for f in 0.2 0.4 0.6 0.8 1 1.5 2 3 5 8; do
+    for f in 0.2 0.4 0.6 0.8 1 1.5 2 3 5 8 12 20; do
         train "perturb_$f" perturb --set "data.relative_density=[1,1,1,1,$f]"
         names+=("$runs/perturb_$f")
     done

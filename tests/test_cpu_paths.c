@@ -41,7 +41,7 @@ static double loss_d(const tms_model_t *M, const tms_view_d_t *v, const double *
 static void check_tile(const model_case_t *mc, int rows) {
     const tms_model_t *M = &mc->M;
     const int n = M->n, m = M->m;
-    const tms_data_t D = {mc->task, TMS_SETS_NONE, 0};
+    const tms_data_t D = {mc->task, TMS_SETS_NONE, 0, NULL};
     tms_layout_t L;
     tms_layout_init(&L, M, 1);
     const size_t P = L.total, tn = (size_t)n * rows, tm = (size_t)m * rows;

@@ -317,8 +317,13 @@ def perturb_figure(runs: Sequence[Run], feature: int) -> Figure:
         i = best_instance(r)
         a = fig.add_subplot(gs[1, c])
         draw_geometry(a, np.asarray(r.ds.W.isel(_grid_index(r, i))), colors, title=f"p_{feature} = {xs[c]:.3g}")
+    factors = ", ".join(f"{float(r.spec['data'].get('relative_density', [1.0] * n)[feature]):g}" for r in runs)
+    text = caption(runs[0].manifest).split("; density")[0]
+    rest = caption(runs[0].manifest).split("; ", 4)[-1]
     return _finish(fig, f"One feature's density perturbed around the pentagon: feature {feature} (red) at "
-                        f"{len(runs)} densities, the others at {base:g}", [caption(runs[0].manifest)])
+                        f"{len(runs)} densities, the others at {base:g}",
+                   [f"{text}; density {base:g}, feature {feature}'s x data.relative_density[{feature}] = {factors} "
+                    f"(one run each); {rest}"])
 
 
 def _feature_density(run: Run, feature: int) -> float:

@@ -27,10 +27,10 @@ import argparse, glob, json, os, random, shlex, shutil, signal, subprocess, sys,
 SCHEMA = {
     "model": ["n_features", "n_hidden", "decoder", "hidden_activation", "output_activation", "bias",
               "hidden_bias"],
-    "data": ["density", "importance_decay", "importance", "batch_size", "task", "feature_sets"],
+    "data": ["density", "importance_decay", "importance", "batch_size", "task", "feature_sets", "relative_density"],
     "optimizer": ["name", "lr", "betas", "eps", "weight_decay", "schedule", "warmup_steps"],
     "train": ["steps", "seed", "seeds", "log_every", "eval_samples"],
-    "output": ["images", "contact_sheet", "max_images"],
+    "output": ["images", "contact_sheet", "max_images", "snapshots", "snapshot_spacing"],
 }
 CHOICES = ["tied", "untied", "none", "relu", "sparse", "abs", "adamw", "adam", "constant", "linear", "cosine",
            "independent", "correlated", "anticorrelated", "gelu", "", "TIED", "relu\u0000x"]
@@ -94,6 +94,8 @@ def shrink(spec, rng):
     if isinstance(t.get("seeds"), int):
         t["seeds"] = min(t["seeds"], 2)
     spec["output"] = {"images": rng.random() < 0.3, "contact_sheet": rng.random() < 0.3, "max_images": 2}
+    if rng.random() < 0.3:  # snapshots through checkpoints, resume, merge and tampering too
+        spec["output"]["snapshots"] = rng.choice([1, 3, 64, [0], [0, 1, 5]])
     return spec
 
 

@@ -153,13 +153,13 @@ for d in bad1 bad2 bad3 bad4; do [ ! -e $d ] && [ ! -e $d.partial ] || fail "$d:
 # ---- data.relative_density (the perturbation figure's per-feature density): the CPU draws it,
 # the CUDA backend refuses it rather than train other data
 if [ "$backend" = cpu ]; then
-    tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,2]' --set train.steps=20 --quiet ||
+    tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,0.5]' --set train.steps=20 --set 'output.snapshots=[0,20]' --quiet ||
         fail "a run with data.relative_density"
-    "$py" -c "import json; assert json.load(open('rd/manifest.json'))['spec']['data']['relative_density'] == [1, 1, 1, 1, 2]" ||
+    "$py" -c "import json; assert json.load(open('rd/manifest.json'))['spec']['data']['relative_density'] == [1, 1, 1, 1, 0.5]" ||
         fail "relative_density not in the manifest"
 else
     expect 2 "--backend cuda: the spec's data.relative_density is drawn only by the CPU backend" \
-        tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,2]'
+        tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,0.5]'
     [ ! -e rd ] && [ ! -e rd.partial ] || fail "a refused relative_density run left output"
 fi
 

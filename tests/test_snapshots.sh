@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_snapshots.sh TMS SCRATCH PYTHON [BACKEND]: output.snapshots (issue 16) on BACKEND (cpu,
-# the default, or cuda: every `tms train` passes --backend BACKEND; on cuda, run on the
+# the default, cuda, or fused: --backend cuda --cuda-path fused, the fused CUDA path; every
+# `tms train` passes them; on cuda and fused, run on the
 # emulated GPU of tests/emu).
 #   - the last snapshot is the final parameters, bit for bit; a snapshot of step s is bit for
 #     bit the final parameters of a separate run of s steps (the same spec otherwise); step 0
@@ -17,9 +18,10 @@
 # batch 256 and a 20000-step run to interrupt, on cuda batch 32 and 600 steps.
 set -u
 tms=$1; scratch=$2; py=$3; backend=${4:-cpu}
-case $backend in cpu|cuda) ;; *) echo "test_snapshots: BACKEND must be cpu or cuda, not '$backend'" >&2; exit 2 ;; esac
+case $backend in cpu|cuda) flags=(--backend "$backend") ;; fused) flags=(--backend cuda --cuda-path fused) ;;
+    *) echo "test_snapshots: BACKEND must be cpu, cuda or fused, not '$backend'" >&2; exit 2 ;; esac
 if [ "$backend" = cpu ]; then batch=256; steps=400; long=20000; else batch=32; steps=120; long=600; fi
-tmsb() { "$tms" "$@" --backend "$backend"; }
+tmsb() { "$tms" "$@" "${flags[@]}"; }
 rm -rf "$scratch"; mkdir -p "$scratch"; cd "$scratch" || exit 1
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -109,7 +111,7 @@ tmsb train long.json --out ref --quiet || fail "uninterrupted run"
 wait_for() { # wait_for FILE PID: until FILE exists (or the process ended)
     for _ in $(seq 1 600); do [ -e "$1" ] && return 0; kill -0 "$2" 2>/dev/null || return 1; sleep 0.02; done; return 1
 }
-"$tms" train long.json --out term --checkpoint-every $((long / 30)) --backend "$backend" --quiet &
+"$tms" train long.json --out term --checkpoint-every $((long / 30)) "${flags[@]}" --quiet &
 pid=$!
 wait_for term.partial/checkpoint/checkpoint.json $pid; kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
 if [ $rc -eq 3 ]; then
@@ -124,7 +126,7 @@ elif [ $rc -eq 0 ]; then
 else
     fail "SIGTERM: exit code $rc, expected 3"
 fi
-"$tms" train long.json --out kill --checkpoint-every $((long / 30)) --backend "$backend" --quiet &
+"$tms" train long.json --out kill --checkpoint-every $((long / 30)) "${flags[@]}" --quiet &
 pid=$!
 wait_for kill.partial/checkpoint/checkpoint.json $pid; sleep 0.1; kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
 if [ -d kill.partial ]; then

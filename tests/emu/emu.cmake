@@ -148,7 +148,9 @@ add_test(NAME cuda_path_emu COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_cuda_path.s
          ${TMS_TEST_SCRATCH}/cuda_path_emu ${TMS_EMU_PYTHON} emu)
 add_test(NAME snapshots_cuda COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_snapshots.sh $<TARGET_FILE:tms_emu>
          ${TMS_TEST_SCRATCH}/snapshots_cuda ${TMS_EMU_PYTHON} cuda)
-set_tests_properties(cli_cuda faults_cuda cuda_path_emu snapshots_cuda PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1"
+add_test(NAME snapshots_fused COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test_snapshots.sh $<TARGET_FILE:tms_emu>
+         ${TMS_TEST_SCRATCH}/snapshots_fused ${TMS_EMU_PYTHON} fused)
+set_tests_properties(cli_cuda faults_cuda cuda_path_emu snapshots_cuda snapshots_fused PROPERTIES LABELS emu ENVIRONMENT "${emu_env};TMS_EMU=1"
                      TIMEOUT 600)
 
 # ---- the mutation check: each planted defect must fail a test (tests/emu/mutation_check.sh)

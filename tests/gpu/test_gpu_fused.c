@@ -168,7 +168,7 @@ done:
 }
 
 static void check_variants(void) {
-    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 0}, abs_task = {TMS_TASK_ABS, TMS_SETS_NONE, 0};
+    const tms_data_t sparse = {TMS_TASK_SPARSE, TMS_SETS_NONE, 0, NULL}, abs_task = {TMS_TASK_ABS, TMS_SETS_NONE, 0, NULL};
     const int schedules[3] = {TMS_SCHED_CONSTANT, TMS_SCHED_LINEAR, TMS_SCHED_COSINE};
     for (int task = 0; task < 2; task++)
         for (int combo = 0; combo < 16; combo++) {
@@ -183,11 +183,11 @@ static void check_variants(void) {
     // feature sets: n 8 in sets of 4 (correlated) and 2 (anticorrelated), the paper's models
     const tms_model_t relu_model = {8, 3, TMS_DECODER_TIED, TMS_ACT_NONE, TMS_ACT_RELU, 1, 0};
     const tms_model_t untied_relu = {8, 3, TMS_DECODER_UNTIED, TMS_ACT_RELU, TMS_ACT_RELU, 1, 0};
-    check_variant(relu_model, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 4}, TMS_OPT_ADAMW,
+    check_variant(relu_model, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_CORRELATED, 4, NULL}, TMS_OPT_ADAMW,
                   TMS_SCHED_COSINE, "correlated sets of 4");
-    check_variant(untied_relu, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 2}, TMS_OPT_ADAM,
+    check_variant(untied_relu, (tms_data_t){TMS_TASK_SPARSE, TMS_SETS_ANTICORRELATED, 2, NULL}, TMS_OPT_ADAM,
                   TMS_SCHED_LINEAR, "anticorrelated sets of 2");
-    check_variant(relu_model, (tms_data_t){TMS_TASK_ABS, TMS_SETS_CORRELATED, 2}, TMS_OPT_ADAMW,
+    check_variant(relu_model, (tms_data_t){TMS_TASK_ABS, TMS_SETS_CORRELATED, 2, NULL}, TMS_OPT_ADAMW,
                   TMS_SCHED_CONSTANT, "abs task, correlated sets of 2");
 }
 
@@ -527,8 +527,8 @@ int main(void) {
     gpu_require("test_gpu_fused");
     check_empty();
     check_variants();
-    check_block_sizes((tms_data_t){TMS_TASK_SPARSE, TMS_SETS_NONE, 0}, "independent features");
-    check_block_sizes((tms_data_t){TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 2}, "abs task, anticorrelated sets");
+    check_block_sizes((tms_data_t){TMS_TASK_SPARSE, TMS_SETS_NONE, 0, NULL}, "independent features");
+    check_block_sizes((tms_data_t){TMS_TASK_ABS, TMS_SETS_ANTICORRELATED, 2, NULL}, "abs task, anticorrelated sets");
     check_chunks();
     check_divergence();
     check_whole_runs();

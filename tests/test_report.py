@@ -111,6 +111,13 @@ def check_budget(rundir: Path) -> None:
         d = choose_detail(run, sizes[t])
         check(d.tier == t and np.array_equal(d.flat, f) and d.bytes <= sizes[t],
               f"a budget of {sizes[t]} bytes takes tier {t!r} whole ({d.tier}, {len(d.flat)}, {d.bytes} bytes)")
+    each = whole.bytes // len(whole.flat)
+    d = choose_detail(run, sizes["best over the rest"] + 5 * each + each // 2)
+    above = np.setdiff1d(tiers["best replicate"], tiers["best over the rest"])
+    lowest5 = above[np.argsort(loss.values.ravel()[above], kind="stable")[:5]]
+    check(d.tier == "best over the rest" and d.extra == 5
+          and np.array_equal(d.flat, np.union1d(tiers["best over the rest"], lowest5)),
+          "room for 5 more: the tier and the 5 lowest-loss best replicates outside it")
     small = sizes["best over the rest"] * 6 // 10
     d = choose_detail(run, small)
     check(d.tier == "best over the rest" and 16 <= len(d.curve_index) < len(whole.curve_index) and d.bytes <= small

@@ -79,7 +79,8 @@
     `superposition and training-loss curve (${L} of the logged points, every ` +
     `${L > 1 ? det.curve_steps[1] - det.curve_steps[0] : "-"} steps) of ` +
     `${det.count.toLocaleString("en-US")} of them (${(det.bytes / 1048576).toFixed(1)} MiB): ` +
-    `${det.description}${det.truncated ? ", cut to the lowest-loss ones that fit the budget" : ""}. ` +
+    `${det.description}${det.truncated ? ", cut to the lowest-loss ones that fit the budget" : ""}` +
+    `${det.extra ? `, and the ${det.extra.toLocaleString("en-US")} lowest-loss others that fit the budget` : ""}. ` +
     `Others show their summary only: tmslab.load(RUNDIR) has everything, and ` +
     `python -m tmslab report --max-detail-mb raises the budget.`;
   el("manifest").textContent = JSON.stringify(D.manifest, null, 1);
@@ -342,5 +343,8 @@
   let first = -1, lbest = Infinity;
   for (const g of heat.arg) if (g >= 0 && (first < 0 || loss[g] < lbest)) { first = g; lbest = loss[g]; }
   if (first >= 0) select(first);
-  window.tmsReport = { select, state, heat, rowOf, ready: true };
+  window.tmsReport = {
+    select, state, heat, rowOf, ready: true,
+    detail: { tier: det.tier, count: det.count, extra: det.extra, bytes: det.bytes, curve_points: L, total },
+  };
 })();

@@ -19,7 +19,8 @@ What goes in is budgeted (see `choose_detail`): the summaries of every instance 
 instances as fit in `max_detail_mb`: all of them when they fit, else the best replicate of
 every grid point, else at least the instances any heat map with every other axis at
 "best" can show (the best over the rest of each cell of each pair of axes other than
-replicate). The page says which. The numbers come from tmslab.load (run.py) and tmslab.geometry, never recomputed
+replicate); a tier that fits is topped up with the lowest-loss instances of the one above.
+The page says which. The numbers come from tmslab.load (run.py) and tmslab.geometry, never recomputed
 here: the page draws them; its JavaScript (report.js) only multiplies W^T W for the map.
 """
 from __future__ import annotations
@@ -69,7 +70,8 @@ class Detail:
     complete run), sorted; `tier` names the rule that chose them ("all", "best replicate",
     "best over the rest"); `curve_index` the logged steps kept of each loss curve;
     `truncated` is True when even the last tier did not fit and only the lowest-loss
-    `len(flat)` of it were kept."""
+    `len(flat)` of it were kept; `extra` counts the instances added to a tier that fits
+    whole (the lowest-loss ones of the tier above it, as many as the budget leaves room for)."""
 
     flat: np.ndarray
     tier: str
@@ -77,6 +79,7 @@ class Detail:
     curve_index: np.ndarray
     bytes: int
     truncated: bool = False
+    extra: int = 0
 
 
 def _finite_loss(run: Run) -> np.ndarray:
@@ -168,17 +171,26 @@ def _curve_index(logs: int, points: int) -> np.ndarray:
 
 def choose_detail(run: Run, max_bytes: int) -> Detail:
     """The largest tier of detail_tiers whose weights and loss curves (at most
-    MAX_CURVE_POINTS points each) fit in max_bytes; when none does, the last tier with
+    MAX_CURVE_POINTS points each) fit in max_bytes, and in the room left the lowest-loss
+    instances of the tier above it; when none fits, the last tier with
     shorter curves (down to MIN_CURVE_POINTS, then none), and when even its weights do not
     fit, its lowest-loss instances that do."""
     logs = run.ds.sizes["step"]
     per = 4 * _instance_floats(run)
     tiers = detail_tiers(run)
     full_curve = _curve_index(logs, MAX_CURVE_POINTS)
-    for tier, desc, flat in tiers:
-        size = len(flat) * (per + 4 * len(full_curve))
+    each = per + 4 * len(full_curve)
+    for i, (tier, desc, flat) in enumerate(tiers):
+        size = len(flat) * each
         if size <= max_bytes:
-            return Detail(flat, tier, desc, full_curve, size)
+            if i == 0:
+                return Detail(flat, tier, desc, full_curve, size)
+            # the room left: the lowest-loss instances of the tier above that are not in it
+            others = np.setdiff1d(tiers[i - 1][2], flat)
+            loss = _finite_loss(run).ravel()[others]
+            extra = others[np.argsort(loss, kind="stable")[: (max_bytes - size) // each]]
+            return Detail(np.sort(np.concatenate([flat, extra])), tier, desc, full_curve,
+                          size + len(extra) * each, extra=len(extra))
     tier, desc, flat = tiers[-1]
     k = max(len(flat), 1)
     points = (max_bytes // k - per) // 4
@@ -262,6 +274,7 @@ def payload(run: Run, max_detail_bytes: int) -> dict[str, Any]:
         "tier": det.tier,
         "description": det.description,
         "truncated": det.truncated,
+        "extra": int(det.extra),
         "count": int(len(k)),
         "bytes": int(det.bytes),
         "flat": _b64(k, "<i4"),

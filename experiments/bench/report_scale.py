@@ -32,7 +32,7 @@ repo = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(repo / "tests"))
 from test_report import browser, console_errors, open_page  # noqa: E402
 
-from tmslab.report import write_report  # noqa: E402
+from tmslab.report import DEFAULT_MAX_DETAIL_MB, write_report  # noqa: E402
 
 
 def sweeps(steps: int) -> dict[str, dict]:
@@ -120,7 +120,7 @@ def main() -> int:
         f"{commit}; {cpu}, {os.cpu_count()} cores (shared, not quiet); {chromium}, headless, "
         f"window 1600x1400. Two sweeps of 100,000 instances of 5 -> 2, {args.steps} steps (batch 128, "
         f"a loss logged every step), each page written with the default budget "
-        f"(`--max-detail-mb 24`). Browser times are the median of {args.reps} loads.",
+        f"(`--max-detail-mb {DEFAULT_MAX_DETAIL_MB:g}`). Browser times are the median of {args.reps} loads.",
         "",
         "| sweep | page size | write the page | load to ready | heat-map redraw | show an instance | weights included for |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -171,6 +171,7 @@
     Object.assign(fig.data[0], {
       x: [...Array(nx).keys()], y: [...Array(ny).keys()], z, text, hoverinfo: "text",
       zmin: lo, zmax: hi > lo ? hi : lo + 1,
+      xgap: nx > 40 ? 0 : 1, ygap: ny > 40 ? 0 : 1,  // gaps between many cells only blur
     });
     fig.data[0].colorbar.title = { text: METRICS[heat.metric][0], side: "right" };
     const rest = axes.filter((ax, a) => a !== xa && a !== ya && shape[a] > 1 && heat.fixed[a] < 0)
@@ -180,22 +181,22 @@
                   range: [-0.5, nx - 0.5] });
     Object.assign(fig.layout.yaxis, ticks(ya, ny), { title: { text: axes[ya].label },
                   range: [-0.5, ny - 0.5] });
-    fig.data[1].x = []; fig.data[1].y = [];
+    fig.layout.shapes = selectedShape();
     Plotly.react("heat", fig.data, fig.layout, CONFIG);
     el("heat-note").textContent = rest.length
       ? `Each cell: the instance with the lowest final loss over ${rest.join(", ")}. Click a cell to see it.`
       : "Each cell is one instance. Click a cell to see it.";
     markSelected();
   }
-  function markSelected() {
-    const g = state.g;
-    let x = [], y = [];
-    if (g >= 0 && heat.arg) {
-      const cell = heat.arg.indexOf(g);
-      if (cell >= 0) { x = [cell % heat.nx]; y = [Math.floor(cell / heat.nx)]; }
-    }
-    Plotly.restyle("heat", { x: [x], y: [y] }, [1]);
+  // the selected instance's cell, outlined (a layout shape: redrawn alone, the map is not)
+  function selectedShape() {
+    const cell = state.g >= 0 && heat.arg ? heat.arg.indexOf(state.g) : -1;
+    if (cell < 0) return [];
+    const x = cell % heat.nx, y = Math.floor(cell / heat.nx);
+    return [{ type: "rect", xref: "x", yref: "y", x0: x - 0.5, x1: x + 0.5, y0: y - 0.5, y1: y + 0.5,
+              line: { color: "#e4002b", width: 2.5 } }];
   }
+  function markSelected() { Plotly.relayout("heat", { shapes: selectedShape() }); }
   ["metric", "xaxis", "yaxis"].forEach(id => el(id).addEventListener("change", drawHeat));
 
   // ---- the selected instance

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 # tmslab.run (xarray, pandas) is imported where it is used, so that building the command
 # line (python -m tmslab --help) does not pay for it
 
-DEFAULT_MAX_DETAIL_MB = 24.0  # the per-instance payload; plotly.js adds about 4.6 MiB
+DEFAULT_MAX_DETAIL_MB = 8.0  # the per-instance payload (x 4/3 in base64); plotly.js adds 4.6 MiB
 MAX_CURVE_POINTS = 200  # loss-curve points kept per instance (every k-th logged point)
 MIN_CURVE_POINTS = 16  # below this the curves are dropped before instances are
 AXIS_LABELS = {
@@ -329,10 +329,7 @@ def figure_styles(run: Run) -> dict[str, Any]:
         return d
 
     heat = fig([go.Heatmap(colorscale="Viridis", hoverongaps=False, xgap=1, ygap=1,
-                           colorbar=dict(thickness=14)),
-                go.Scatter(mode="markers", hoverinfo="skip", showlegend=False,
-                           marker=dict(symbol="square-open", size=16, color="#e4002b",
-                                       line=dict(width=2)))],
+                           colorbar=dict(thickness=14))],
                height=520, margin=dict(l=110, r=20, t=40, b=90),
                xaxis=dict(tickmode="array", showgrid=False, zeroline=False),
                yaxis=dict(tickmode="array", showgrid=False, zeroline=False))

@@ -302,15 +302,18 @@ def check_page(page: Path, small_page: Path, run, run_small, scratch: Path) -> N
 
 
 def screenshot(page: Path, png: Path) -> None:
-    d = browser(png.parent)
-    try:
-        open_page(d, page)
-        errors = console_errors(d)
-        if errors:
-            raise SystemExit(f"console errors: {errors}")
-        d.save_screenshot(str(png))
-    finally:
-        d.quit()
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tms_report_shot.") as profile:
+        d = browser(Path(profile))
+        try:
+            open_page(d, page)
+            errors = console_errors(d)
+            if errors:
+                raise SystemExit(f"console errors: {errors}")
+            d.save_screenshot(str(png))
+        finally:
+            d.quit()
 
 
 def main() -> int:

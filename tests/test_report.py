@@ -1,10 +1,11 @@
-"""test_report.py RUNDIR RUNDIR_LR SCRATCH: python -m tmslab report, checked against
+"""test_report.py RUNDIR RUNDIR_LR RUNDIR_UNTIED SCRATCH: python -m tmslab report, checked against
 tmslab.load and in a real headless browser (Debian's chromium + chromium-driver, driven by
 selenium).
 
 Run by tests/test_report.sh (CTest `report`, label python), which trains RUNDIR (the
-phase-diagram spec, briefly) and RUNDIR_LR (the same with two learning rates: a third grid
-axis) and calls this with the project's virtualenv python.
+phase-diagram spec, briefly), RUNDIR_LR (the same with two learning rates: a third grid
+axis) and RUNDIR_UNTIED (6 -> 3, untied, no bias) and calls this with the project's
+virtualenv python.
 
 - the command line: the page is written; bad flags and paths are exit 2 with a message
   naming them, and nothing is written
@@ -13,7 +14,8 @@ axis) and calls this with the project's virtualenv python.
 - the page in chromium: loads with no console error; the heat map's values are the best
   replicate's loss from tmslab.load; a mouse click on a cell shows that instance (title,
   numbers, arrows, W^T W, norms, bias and loss curve against tmslab.load and
-  tmslab.geometry), also with a selector fixed to a replicate; a page with a small budget
+  tmslab.geometry), also with a selector fixed to a replicate; for an untied 6 -> 3 model
+  the projection on W's leading singular directions, W^T W and W2 W; a page with a small budget
   says when an instance's weights are not in it; a screenshot is not blank and its heat-map
   pixels at the lowest and highest cells are Viridis's two ends.
 
@@ -21,12 +23,15 @@ axis) and calls this with the project's virtualenv python.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import time
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -37,6 +42,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from tmslab import geometry
+from tmslab.__main__ import main as cli
 from tmslab.report import choose_detail, detail_tiers
 from tmslab.run import GRID_DIMS, load
 
@@ -58,8 +64,16 @@ def close(a: object, b: object, rtol: float = 2e-6, atol: float = 1e-7) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
 
 
-def tmslab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tmslab", *args], capture_output=True, text=True)
+def tmslab(*args: str) -> SimpleNamespace:
+    """python -m tmslab ARGS, run in this process (its imports are paid once): exit code,
+    stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = cli(list(args))
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 1
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # ----------------------------------------------------------------------------
@@ -67,7 +81,8 @@ def tmslab(*args: str) -> subprocess.CompletedProcess[str]:
 
 def check_cli(rundir: Path, scratch: Path) -> Path:
     page = scratch / "phase.html"
-    r = tmslab("report", str(rundir), "--out", str(page))
+    r = subprocess.run([sys.executable, "-m", "tmslab", "report", str(rundir), "--out", str(page)],
+                       capture_output=True, text=True)
     check(r.returncode == 0 and page.is_file() and "report: wrote" in r.stdout,
           f"report writes the page (exit {r.returncode}: {r.stderr.strip()[-300:]})")
     bad = [
@@ -222,7 +237,38 @@ def check_instance(d: webdriver.Chrome, run, g: int, what: str) -> None:
     check(close(fig["final"], [float(one.loss)] * 2), f"{what}: the dashed line is the final loss")
 
 
-def check_page(page: Path, small_page: Path, run, run_small, scratch: Path) -> None:
+def check_untied(d: webdriver.Chrome, page: Path, run) -> None:
+    """An untied m = 3 model without bias: the projection, W2 W, no bias panel."""
+    open_page(d, page)
+    check(console_errors(d) == [], "the untied m = 3 page: no console errors")
+    ds = run.ds
+    g = int(ds.sizes["replicate"]) * 2 - 1  # density 0.1's last replicate (grid order)
+    d.execute_script("window.tmsReport.select(arguments[0])", g)
+    one = ds.isel(dict(zip(GRID_DIMS, np.unravel_index(g, tuple(ds.sizes[k] for k in GRID_DIMS)))))
+    W = one.W.transpose("hidden", "feature").values  # (3, n)
+    W2 = one.W2.transpose("feature", "hidden").values  # (n, 3)
+    fig = d.execute_script(
+        "const f = id => document.getElementById(id);"
+        "return {x: f('geometry').data[0].x, y: f('geometry').data[0].y,"
+        " title: f('geometry').layout.title.text, gram: f('gram').data[0].z, w2w: f('gram2').data[0].z,"
+        " gram2: getComputedStyle(f('gram2')).display, bias: getComputedStyle(f('bias')).display};")
+    # the two leading singular directions are unique up to sign and rotation within them;
+    # the projected columns' Gram matrix W^T U2 U2^T W is not
+    U, S, _ = np.linalg.svd(W)
+    P = np.array([fig["x"], fig["y"]])
+    check(close(P.T @ P, W.T @ U[:, :2] @ U[:, :2].T @ W, rtol=1e-4, atol=1e-5),
+          "m = 3: the arrows are W's columns projected on its two leading singular directions")
+    share = (S[:2] ** 2).sum() / (S ** 2).sum()
+    check(f"{100 * share:.1f}%" in fig["title"], f"the geometry's title gives the share it keeps ({100 * share:.1f}%)")
+    check(close(fig["gram"], W.T @ W, rtol=1e-5, atol=1e-6), "untied: W^T W of the encoder")
+    check(fig["gram2"] != "none" and close(fig["w2w"], W2 @ W, rtol=1e-5, atol=1e-6),
+          "untied: W2 W (input to output) beside it")
+    check(fig["bias"] == "none", "no bias: no bias panel")
+    check(console_errors(d) == [], "the untied page: still no console errors")
+
+
+def check_page(page: Path, small_page: Path, untied_page: Path, run, run_small, run_untied,
+               scratch: Path) -> None:
     ds = run.ds
     d = browser(scratch)
     try:
@@ -280,6 +326,8 @@ def check_page(page: Path, small_page: Path, run, run_small, scratch: Path) -> N
         check_instance(d, run, g, "with a fixed replicate")
         check(console_errors(d) == [], "still no console errors")
 
+        check_untied(d, untied_page, run_untied)
+
         # the small page: an instance outside its budget shows its numbers and says so
         open_page(d, small_page)
         included = d.find_element(By.ID, "included").text
@@ -320,7 +368,7 @@ def main() -> int:
     if sys.argv[1] == "--screenshot":
         screenshot(Path(sys.argv[2]), Path(sys.argv[3]))
         return 0
-    rundir, rundir_lr, scratch = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    rundir, rundir_lr, rundir_untied, scratch = (Path(a) for a in sys.argv[1:5])
     page = check_cli(rundir, scratch)
     tiers = [t for t, _, _ in detail_tiers(load(rundir))]
     check(tiers == ["all", "best replicate"],
@@ -334,7 +382,10 @@ def main() -> int:
     r = tmslab("report", str(rundir_lr), "--out", str(small_page), "--max-detail-mb",
                repr((whole.bytes // len(whole.flat) * len(views) + 1) / 1048576))
     check(r.returncode == 0, f"the small page is written ({r.stderr.strip()[-200:]})")
-    check_page(page, small_page, load(rundir), run_lr, scratch)
+    untied_page = scratch / "untied.html"
+    r = tmslab("report", str(rundir_untied), "--out", str(untied_page))
+    check(r.returncode == 0, f"the untied page is written ({r.stderr.strip()[-200:]})")
+    check_page(page, small_page, untied_page, load(rundir), run_lr, load(rundir_untied), scratch)
     print(f"{len(failures)} failed" if failures else "all passed")
     return 1 if failures else 0
 

@@ -1,11 +1,12 @@
-"""test_report.py RUNDIR RUNDIR_LR RUNDIR_UNTIED SCRATCH: python -m tmslab report, checked against
+"""test_report.py RUNDIR RUNDIR_LR RUNDIR_UNTIED RUNDIR_SHARD SCRATCH: python -m tmslab
+report, checked against
 tmslab.load and in a real headless browser (Debian's chromium + chromium-driver, driven by
 selenium).
 
 Run by tests/test_report.sh (CTest `report`, label python), which trains RUNDIR (the
 phase-diagram spec, briefly), RUNDIR_LR (the same with two learning rates: a third grid
-axis) and RUNDIR_UNTIED (6 -> 3, untied, no bias) and calls this with the project's
-virtualenv python.
+axis), RUNDIR_UNTIED (6 -> 3, untied, no bias) and RUNDIR_SHARD (shard 0 of 2 of the
+phase sweep, 50 steps) and calls this with the project's virtualenv python.
 
 - the command line: the page is written; bad flags and paths are exit 2 with a message
   naming them, and nothing is written
@@ -15,7 +16,8 @@ virtualenv python.
   replicate's loss from tmslab.load; a mouse click on a cell shows that instance (title,
   numbers, arrows, W^T W, norms, bias and loss curve against tmslab.load and
   tmslab.geometry), also with a selector fixed to a replicate; for an untied 6 -> 3 model
-  the projection on W's leading singular directions, W^T W and W2 W; a page with a small budget
+  the projection on W's leading singular directions, W^T W and W2 W; a shard's page has gaps
+  where the other shard's grid points are; a page with a small budget
   says when an instance's weights are not in it; a screenshot is not blank and its heat-map
   pixels at the lowest and highest cells are Viridis's two ends.
 
@@ -267,8 +269,24 @@ def check_untied(d: webdriver.Chrome, page: Path, run) -> None:
     check(console_errors(d) == [], "the untied page: still no console errors")
 
 
-def check_page(page: Path, small_page: Path, untied_page: Path, run, run_small, run_untied,
-               scratch: Path) -> None:
+def check_shard(d: webdriver.Chrome, page: Path, run) -> None:
+    """A shard's page: the grid points of other shards are gaps, and say so when selected."""
+    open_page(d, page)
+    check(console_errors(d) == [], "the shard's page: no console errors")
+    z = np.array(d.execute_script("return document.getElementById('heat').data[0].z"), dtype=float)
+    best = run.ds.loss.min(["lr", "weight_decay", "seed", "replicate"]).transpose("density", "importance").values
+    check(np.array_equal(np.isnan(z), np.isnan(best)) and 0 < np.isnan(z).sum() < z.size
+          and close(z, np.log10(best), rtol=1e-6),
+          f"the shard's heat map: the other shard's {int(np.isnan(z).sum())} cells are gaps, the rest its losses")
+    absent = int(np.flatnonzero(run.ds.instance.transpose(*GRID_DIMS).values.ravel() < 0)[-1])
+    d.execute_script("window.tmsReport.select(arguments[0])", absent)
+    check(d.find_element(By.ID, "instance-title").text.startswith("not in this shard")
+          and "Another shard" in d.find_element(By.ID, "missing").text,
+          "a grid point of another shard says so")
+
+
+def check_page(page: Path, small_page: Path, untied_page: Path, shard_page: Path, run, run_small,
+               run_untied, run_shard, scratch: Path) -> None:
     ds = run.ds
     d = browser(scratch)
     try:
@@ -327,6 +345,7 @@ def check_page(page: Path, small_page: Path, untied_page: Path, run, run_small, 
         check(console_errors(d) == [], "still no console errors")
 
         check_untied(d, untied_page, run_untied)
+        check_shard(d, shard_page, run_shard)
 
         # the small page: an instance outside its budget shows its numbers and says so
         open_page(d, small_page)
@@ -368,7 +387,7 @@ def main() -> int:
     if sys.argv[1] == "--screenshot":
         screenshot(Path(sys.argv[2]), Path(sys.argv[3]))
         return 0
-    rundir, rundir_lr, rundir_untied, scratch = (Path(a) for a in sys.argv[1:5])
+    rundir, rundir_lr, rundir_untied, rundir_shard, scratch = (Path(a) for a in sys.argv[1:6])
     page = check_cli(rundir, scratch)
     tiers = [t for t, _, _ in detail_tiers(load(rundir))]
     check(tiers == ["all", "best replicate"],
@@ -385,7 +404,11 @@ def main() -> int:
     untied_page = scratch / "untied.html"
     r = tmslab("report", str(rundir_untied), "--out", str(untied_page))
     check(r.returncode == 0, f"the untied page is written ({r.stderr.strip()[-200:]})")
-    check_page(page, small_page, untied_page, load(rundir), run_lr, load(rundir_untied), scratch)
+    shard_page = scratch / "shard.html"
+    r = tmslab("report", str(rundir_shard), "--out", str(shard_page))
+    check(r.returncode == 0, f"the shard's page is written ({r.stderr.strip()[-200:]})")
+    check_page(page, small_page, untied_page, shard_page, load(rundir), run_lr, load(rundir_untied),
+               load(rundir_shard), scratch)
     print(f"{len(failures)} failed" if failures else "all passed")
     return 1 if failures else 0
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_report.sh TMS SCRATCH: `python -m tmslab report` on the phase-diagram sweep
-# (experiments/specs/phase_2_1.json, 363 instances, 200 steps; and at 50 steps with two
-# learning rates, for the budget's tiers; and a 6 -> 3 untied model without bias), checked
-# against tmslab.load and in headless chromium by tests/test_report.py (selenium, the
-# project's virtualenv).
+# (experiments/specs/phase_2_1.json, 363 instances, 200 steps; at 50 steps with two learning
+# rates, for the budget's tiers; its shard 0 of 2; a 6 -> 3 untied model without bias),
+# checked against tmslab.load and in headless chromium by tests/test_report.py (selenium,
+# the project's virtualenv).
 # Exits 77 (skipped) only when Debian's chromium or chromium-driver is not installed
 # (scripts/install-deps.sh --tests installs both).
 set -euo pipefail
@@ -23,5 +23,6 @@ cat >"$scratch/untied.json" <<'JSON'
  "output": {"images": false, "contact_sheet": false}}
 JSON
 "$tms" train "$scratch/untied.json" --out "$scratch/untied" --quiet
+"$tms" train "$spec" --out "$scratch/shard0" --shard 0/2 --set train.steps=50 --quiet
 cd "$scratch"
-"$py" "$repo/tests/test_report.py" "$scratch/phase" "$scratch/phase_lr" "$scratch/untied" "$scratch"
+"$py" "$repo/tests/test_report.py" "$scratch/phase" "$scratch/phase_lr" "$scratch/untied" "$scratch/shard0" "$scratch"

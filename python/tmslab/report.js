@@ -72,7 +72,9 @@
   el("what").textContent =
     `${n} features -> ${m} hidden; decoder ${model.decoder}, hidden ${model.hidden_activation}, ` +
     `output ${model.output_activation}, bias ${model.bias}. ${total.toLocaleString("en-US")} instances: ` +
-    `${gridText.join(", ")}. ${D.steps} steps; ${D.path}`;
+    `${gridText.join(", ")}. ${D.steps} steps; ${D.path}` + (D.shard.count > 1
+      ? `. Shard ${D.shard.index} of ${D.shard.count}: instances ${D.shard.first_instance} to ` +
+        `${D.shard.first_instance + D.shard.instances - 1} only` : "");
   el("included").textContent =
     `This page holds the final loss, its standard error, D*, the represented features and ` +
     `divergence of all ${total.toLocaleString("en-US")} instances, and the weights, feature norms, ` +
@@ -161,7 +163,7 @@
         const ok = Number.isFinite(v);
         zr.push(ok ? v : null);
         if (ok) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-        tr.push(`instance ${instance[g]}<br>${axes[xa].name} ${axes[xa].ticks[x]}, ` +
+        tr.push(`${instance[g] >= 0 ? "instance " + instance[g] : "not in this shard"}<br>${axes[xa].name} ${axes[xa].ticks[x]}, ` +
                 `${axes[ya].name} ${axes[ya].ticks[y]}<br>${mlabel}: ${fmt(v)}`);
       }
       z.push(zr); text.push(tr);
@@ -307,7 +309,8 @@
     const r = rowOf[g];
     Object.assign(state, { g, row: r });
     const c = coords(g);
-    el("instance-title").textContent = `instance ${instance[g]}: ` +
+    const absent = instance[g] < 0;
+    el("instance-title").textContent = (absent ? "not in this shard: " : `instance ${instance[g]}: `) +
       axes.map((ax, a) => `${ax.name} ${ax.ticks[c[a]]}`).join(", ");
     const rows = [
       ["final loss (mean over features)", `${fmt(loss[g])} ± ${fmt(lossSe[g])}`],
@@ -324,9 +327,10 @@
       return tr;
     }));
     const have = r >= 0;
-    el("missing").textContent = have ? "" :
-      "This instance's weights and loss curve are not in this page (see the note at the top); " +
-      "its numbers above are.";
+    el("missing").textContent = have ? "" : absent
+      ? "Another shard trained this grid point: tms merge the shards and report the merged run to see it."
+      : "This instance's weights and loss curve are not in this page (see the note at the top); " +
+        "its numbers above are.";
     for (const id of ["geometry", "gram", "norms"]) show(id, have);
     if (have) drawInstance(r);
     else for (const id of ["gram2", "bias", "curve"]) show(id, false);

@@ -121,7 +121,7 @@ def detail_tiers(run: Run) -> list[tuple[str, str, np.ndarray]]:
     present = run.ds.instance.transpose(*GRID_DIMS).values.ravel() >= 0
     total = loss.size
     tiers: list[tuple[str, str, np.ndarray]] = [
-        ("all", f"every instance ({total:,})", np.arange(total))]
+        ("all", f"every instance ({int(present.sum()):,})", np.arange(total))]
     r = GRID_DIMS.index("replicate")
     if loss.shape[r] > 1:
         keep = tuple(a for a in range(loss.ndim) if a != r)
@@ -295,6 +295,7 @@ def payload(run: Run, max_detail_bytes: int) -> dict[str, Any]:
         detail["projection"] = _b64(P, "<f4")
         detail["projection_share"] = _b64(share, "<f4")
     model = run.spec["model"]
+    shard = run.manifest.get("shard", {})
     return {
         "name": str(run.spec.get("name", "")),
         "path": str(run.path),
@@ -308,6 +309,9 @@ def payload(run: Run, max_detail_bytes: int) -> dict[str, Any]:
         "total": total,
         "summary": summary,
         "detail": detail,
+        "shard": {"index": int(shard.get("index", 0)), "count": int(shard.get("count", 1)),
+                  "first_instance": int(shard.get("first_instance", 0)),
+                  "instances": int(run.manifest.get("instances", total))},
         "manifest": run.manifest,
     }
 

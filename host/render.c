@@ -1,22 +1,20 @@
-// render.c: PNG pictures of trained instances (render.h): a small RGB canvas with
-// anti-aliased lines, arrows, circles, rectangles and stb_easy_font text, the paper's
-// panels drawn on it, and an atomic PNG writer on top of stb_image_write.
+// render.c: PNG pictures of trained instances (render.h). cairo draws the panels into an
+// RGB24 image surface (anti-aliased paths, text in DejaVu Sans through cairo's FreeType
+// backend); the pixels are then encoded by stb_image_write into "<path>.tmp" and renamed.
+#define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cairo.h>
+#include <cairo-ft.h>
+#include <ft2build.h>
+#include FT_FREETYPE_H
 #include <stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function" // stb_easy_font_spacing
-#pragma GCC diagnostic ignored "-Wmissing-braces"
-#endif
-#include <stb_easy_font.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 #include "geometry.h"
 #include "render.h"
@@ -24,21 +22,42 @@
 // ----------------------------------------------------------------------------
 // layout constants of the instance picture (render.h documents the resulting geometry)
 
-#define MARGIN 16
-#define CAPTION_H 46    // label + loss at scale 2, model description at scale 1
-#define TITLE_H 28      // panel titles at scale 2
-#define PANEL_GAP 36
-#define STRIP_GAP 6
+#define MARGIN 20
+#define CAPTION_Y 12
+#define CAPTION_H 44    // label and loss (16 px), the model (12 px)
+#define TITLE_H 26      // panel titles (15 px)
+#define COL_H 16        // feature indices above the maps
+#define LABEL_W 28      // feature indices left of the map
+#define PANEL_GAP 40
+#define MAP_GAP 24      // between WᵀW and W₂W
+#define CBAR_GAP 12
+#define CBAR_W 14
+#define CBAR_LABEL_W 44
+#define BIAS_W 120
 #define BARS_W 200
-#define BARS_RIGHT 24   // room for the last tick label right of the bars
-#define LEGEND_H 48     // colour scales and bar ticks under the panels
+#define BARS_RIGHT 44   // the value at a bar's end
+#define NEURON_LABEL_W 30
+#define NEURON_W 240
+#define LEGEND_H 62     // ticks, the dimensionality bar and its labels under the panels
 #define MIN_WIDTH 640
-#define MAP_TARGET 400  // heat map side for moderate n
-#define MAP_MAX 1600    // heat map side never exceeds this
+#define MAP_TARGET 400
+#define MAP_MIN 160
+#define MAP_MAX 1600
+
+// font sizes, px
+#define FS_CAPTION 16
+#define FS_MODEL 12
+#define FS_TITLE 15
+#define FS_TICK 11
+#define FS_INDEX 10
 
 // contact sheet cell
 #define THUMB_PLOT 184
 #define THUMB_PAD 8
+
+// the 3-D view: azimuth and elevation, degrees
+#define VIEW_AZIMUTH 35.0
+#define VIEW_ELEVATION 25.0
 
 // ----------------------------------------------------------------------------
 // colours
@@ -46,11 +65,11 @@
 typedef struct { unsigned char r, g, b; } rgb_t;
 
 static const rgb_t WHITE = {255, 255, 255};
-static const rgb_t INK = {30, 30, 30};        // text
-static const rgb_t MUTED = {110, 110, 110};   // secondary text
-static const rgb_t FRAME = {200, 200, 200};
-static const rgb_t AXIS = {215, 215, 215};
-static const rgb_t CIRCLE = {160, 160, 160};
+static const rgb_t INK = {25, 25, 25};        // text
+static const rgb_t MUTED = {100, 100, 100};   // secondary text, ticks
+static const rgb_t FRAME = {170, 170, 170};
+static const rgb_t GRID = {225, 225, 225};
+static const rgb_t CIRCLE = {150, 150, 150};
 static const rgb_t NAN_GREY = {128, 128, 128};
 
 // tab10, matplotlib's default qualitative palette
@@ -59,359 +78,324 @@ static const rgb_t PALETTE[10] = {
     {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207},
 };
 
-static rgb_t feature_colour(int i) { return PALETTE[i % 10]; }
+static rgb_t feature_colour(int i) { return PALETTE[(i < 0 ? 0 : i) % 10]; }
 
 void tms_render_feature_colour(int i, unsigned char rgb[3]) {
-    rgb_t c = feature_colour(i < 0 ? 0 : i);
+    rgb_t c = feature_colour(i);
     rgb[0] = c.r; rgb[1] = c.g; rgb[2] = c.b;
 }
 
-static rgb_t lerp_rgb(rgb_t a, rgb_t b, float t) {
-    rgb_t c = {(unsigned char)lrintf(a.r + t * (b.r - a.r)), (unsigned char)lrintf(a.g + t * (b.g - a.g)),
-               (unsigned char)lrintf(a.b + t * (b.b - a.b))};
+// piecewise-linear colour map through k evenly spaced stops, t in [0, 1]
+static rgb_t ramp(const rgb_t *stops, int k, float t) {
+    if (!(t > 0.0f)) t = 0.0f;
+    if (t > 1.0f) t = 1.0f;
+    float s = t * (k - 1);
+    int i = s >= k - 1 ? k - 2 : (int)s;
+    float f = s - i;
+    rgb_t a = stops[i], b = stops[i + 1];
+    rgb_t c = {(unsigned char)lrintf(a.r + f * (b.r - a.r)), (unsigned char)lrintf(a.g + f * (b.g - a.g)),
+               (unsigned char)lrintf(a.b + f * (b.b - a.b))};
     return c;
 }
 
-// W^T W and b: -1 blue, 0 white, +1 red, linear in between, clipped; NaN grey.
-static rgb_t diverging(float v) {
-    static const rgb_t RED = {222, 36, 36}, BLUE = {36, 84, 222};
-    if (v != v) return NAN_GREY;
-    if (v > 1.0f) v = 1.0f;
-    if (v < -1.0f) v = -1.0f;
-    return v >= 0.0f ? lerp_rgb(WHITE, RED, v) : lerp_rgb(WHITE, BLUE, -v);
-}
-
-// Norm bars: t = sqrt(superposition) clipped to [0, 1], as the notebook does; black (0,
-// the feature has a dimension to itself) -> purple -> orange -> yellow (1, heavy interference).
-static rgb_t superposition_colour(float superposition) {
-    static const rgb_t STOPS[4] = {{0, 0, 0}, {120, 28, 130}, {236, 104, 30}, {250, 205, 30}};
-    float t = superposition > 0.0f ? sqrtf(superposition) : 0.0f;
+// diverging, t in [-1, 1]: ColorBrewer RdBu's blues and reds around white; NaN grey
+static rgb_t diverging(float t) {
+    static const rgb_t STOPS[5] = {{33, 102, 172}, {103, 169, 207}, {255, 255, 255}, {239, 138, 98}, {178, 24, 43}};
     if (t != t) return NAN_GREY;
-    if (t > 1.0f) t = 1.0f;
-    float s = t * 3.0f;
-    int k = s >= 3.0f ? 2 : (int)s;
-    return lerp_rgb(STOPS[k], STOPS[k + 1], s - k);
+    return ramp(STOPS, 5, 0.5f * (t + 1.0f));
+}
+
+// viridis, t in [0, 1]
+static rgb_t sequential(float t) {
+    static const rgb_t STOPS[5] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+    if (t != t) return NAN_GREY;
+    return ramp(STOPS, 5, t);
 }
 
 // ----------------------------------------------------------------------------
-// canvas: RGB bytes, white background, a clip rectangle for the panel being drawn
+// the font: one FreeType face for the process, loaded on first use from its file
 
-typedef struct {
-    int w, h;
-    unsigned char *px;          // (h, w, 3)
-    int cx0, cy0, cx1, cy1;     // clip: x in [cx0, cx1), y in [cy0, cy1)
-} canvas_t;
+static struct {
+    pthread_once_t once;
+    FT_Library lib;
+    FT_Face face;
+    cairo_font_face_t *cairo_face;
+    char err[512];
+} font = {PTHREAD_ONCE_INIT, NULL, NULL, NULL, ""};
 
-static int canvas_init(canvas_t *c, int w, int h) {
-    c->w = w;
-    c->h = h;
-    c->px = malloc((size_t)w * h * 3);
-    if (!c->px) return 1;
-    memset(c->px, 255, (size_t)w * h * 3);
-    c->cx0 = 0; c->cy0 = 0; c->cx1 = w; c->cy1 = h;
-    return 0;
+static void font_load(void) {
+    const char *path = getenv("TMS_FONT");
+    if (!path || !*path) path = TMS_RENDER_FONT;
+    FT_Error e = FT_Init_FreeType(&font.lib);
+    if (e) { snprintf(font.err, sizeof font.err, "FreeType failed to start (error %d)", e); return; }
+    e = FT_New_Face(font.lib, path, 0, &font.face);
+    if (e) {
+        snprintf(font.err, sizeof font.err,
+                 "cannot load the font %s (FreeType error %d): install Debian's fonts-dejavu-core "
+                 "(scripts/install-deps.sh does), or set TMS_FONT to a TrueType font file", path, e);
+        FT_Done_FreeType(font.lib);
+        font.lib = NULL;
+        return;
+    }
+    font.cairo_face = cairo_ft_font_face_create_for_ft_face(font.face, 0);
+    if (cairo_font_face_status(font.cairo_face) != CAIRO_STATUS_SUCCESS) {
+        snprintf(font.err, sizeof font.err, "cairo cannot use the font %s: %s", path,
+                 cairo_status_to_string(cairo_font_face_status(font.cairo_face)));
+        font.cairo_face = NULL;
+    }
 }
 
-static void canvas_clip(canvas_t *c, int x0, int y0, int x1, int y1) {
-    c->cx0 = x0 < 0 ? 0 : x0;
-    c->cy0 = y0 < 0 ? 0 : y0;
-    c->cx1 = x1 > c->w ? c->w : x1;
-    c->cy1 = y1 > c->h ? c->h : y1;
-}
-
-static void canvas_unclip(canvas_t *c) { canvas_clip(c, 0, 0, c->w, c->h); }
-
-// blend colour with coverage a in [0, 1] into pixel (x, y)
-static void blend(canvas_t *c, int x, int y, rgb_t col, float a) {
-    if (x < c->cx0 || x >= c->cx1 || y < c->cy0 || y >= c->cy1 || !(a > 0.0f)) return;
-    unsigned char *p = c->px + ((size_t)y * c->w + x) * 3;
-    if (a >= 1.0f) { p[0] = col.r; p[1] = col.g; p[2] = col.b; return; }
-    p[0] = (unsigned char)lrintf(p[0] + a * (col.r - p[0]));
-    p[1] = (unsigned char)lrintf(p[1] + a * (col.g - p[1]));
-    p[2] = (unsigned char)lrintf(p[2] + a * (col.b - p[2]));
-}
-
-// [x0, x1) x [y0, y1)
-static void fill_rect(canvas_t *c, int x0, int y0, int x1, int y1, rgb_t col) {
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++) blend(c, x, y, col, 1.0f);
-}
-
-// 1 px outline just inside [x0, x1) x [y0, y1)
-static void rect_outline(canvas_t *c, int x0, int y0, int x1, int y1, rgb_t col) {
-    fill_rect(c, x0, y0, x1, y0 + 1, col);
-    fill_rect(c, x0, y1 - 1, x1, y1, col);
-    fill_rect(c, x0, y0, x0 + 1, y1, col);
-    fill_rect(c, x1 - 1, y0, x1, y1, col);
-}
-
-// Pixel range covering [lo, hi] (float coordinates), clipped; empty when not finite.
-static void span(float lo, float hi, int cmin, int cmax, int *a, int *b) {
-    if (!(lo == lo) || !(hi == hi) || isinf(lo) || isinf(hi)) { *a = 0; *b = -1; return; }
-    float l = floorf(lo), h = ceilf(hi);
-    *a = l < cmin ? cmin : (l > cmax ? cmax : (int)l);
-    *b = h > cmax - 1 ? cmax - 1 : (h < cmin ? cmin - 1 : (int)h);
-}
-
-// Thick segment with round caps, anti-aliased by distance from the pixel centre.
-static void draw_line(canvas_t *c, float x0, float y0, float x1, float y1, float width, rgb_t col) {
-    float r = 0.5f * width;
-    int xa, xb, ya, yb;
-    span(fminf(x0, x1) - r - 1, fmaxf(x0, x1) + r + 1, c->cx0, c->cx1, &xa, &xb);
-    span(fminf(y0, y1) - r - 1, fmaxf(y0, y1) + r + 1, c->cy0, c->cy1, &ya, &yb);
-    float dx = x1 - x0, dy = y1 - y0, len2 = dx * dx + dy * dy;
-    for (int y = ya; y <= yb; y++)
-        for (int x = xa; x <= xb; x++) {
-            float px = x + 0.5f - x0, py = y + 0.5f - y0;
-            float t = len2 > 0.0f ? (px * dx + py * dy) / len2 : 0.0f;
-            t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
-            float ex = px - t * dx, ey = py - t * dy;
-            blend(c, x, y, col, r + 0.5f - sqrtf(ex * ex + ey * ey));
-        }
-}
-
-static void draw_circle(canvas_t *c, float cx, float cy, float radius, float width, rgb_t col) {
-    float r = 0.5f * width;
-    int xa, xb, ya, yb;
-    span(cx - radius - r - 1, cx + radius + r + 1, c->cx0, c->cx1, &xa, &xb);
-    span(cy - radius - r - 1, cy + radius + r + 1, c->cy0, c->cy1, &ya, &yb);
-    for (int y = ya; y <= yb; y++)
-        for (int x = xa; x <= xb; x++) {
-            float px = x + 0.5f - cx, py = y + 0.5f - cy;
-            blend(c, x, y, col, r + 0.5f - fabsf(sqrtf(px * px + py * py) - radius));
-        }
-}
-
-// Filled triangle, anti-aliased by the distance to its nearest edge.
-static void fill_triangle(canvas_t *c, const float v[6], rgb_t col) {
-    float area = (v[2] - v[0]) * (v[5] - v[1]) - (v[3] - v[1]) * (v[4] - v[0]);
-    if (!(fabsf(area) > 1e-6f)) return;
-    float sign = area > 0.0f ? 1.0f : -1.0f;
-    int xa, xb, ya, yb;
-    span(fminf(v[0], fminf(v[2], v[4])) - 1, fmaxf(v[0], fmaxf(v[2], v[4])) + 1, c->cx0, c->cx1, &xa, &xb);
-    span(fminf(v[1], fminf(v[3], v[5])) - 1, fmaxf(v[1], fmaxf(v[3], v[5])) + 1, c->cy0, c->cy1, &ya, &yb);
-    for (int y = ya; y <= yb; y++)
-        for (int x = xa; x <= xb; x++) {
-            float px = x + 0.5f, py = y + 0.5f, inside = 1e30f;
-            for (int e = 0; e < 3; e++) {
-                float ax = v[2 * e], ay = v[2 * e + 1];
-                float bx = v[(2 * e + 2) % 6], by = v[(2 * e + 3) % 6];
-                float ex = bx - ax, ey = by - ay;
-                float d = sign * (ex * (py - ay) - ey * (px - ax)) / sqrtf(ex * ex + ey * ey);
-                if (d < inside) inside = d; // signed distance to this edge, > 0 inside
-            }
-            blend(c, x, y, col, inside + 0.5f);
-        }
-}
-
-// Shaft from (x0, y0) to the tip (x1, y1), with a head whose length shrinks for short arrows.
-static void draw_arrow(canvas_t *c, float x0, float y0, float x1, float y1, float width,
-                       float head, rgb_t col) {
-    float dx = x1 - x0, dy = y1 - y0, len = sqrtf(dx * dx + dy * dy);
-    if (!(len == len) || isinf(len)) return;
-    if (len < 1.0f) { draw_line(c, x0, y0, x1, y1, width, col); return; }
-    float h = head < 0.45f * len ? head : 0.45f * len;
-    float ux = dx / len, uy = dy / len;
-    float bx = x1 - h * ux, by = y1 - h * uy; // base of the head
-    draw_line(c, x0, y0, bx + 0.3f * h * ux, by + 0.3f * h * uy, width, col);
-    float hw = 0.5f * h;
-    float tri[6] = {x1, y1, bx - hw * uy, by + hw * ux, bx + hw * uy, by - hw * ux};
-    fill_triangle(c, tri, col);
+static const char *font_ready(void) {
+    pthread_once(&font.once, font_load);
+    return font.cairo_face ? NULL : font.err;
 }
 
 // ----------------------------------------------------------------------------
-// text: stb_easy_font glyphs are axis-aligned quads; draw them one character at a time
-// (so no long vertex buffer) and scale by an integer factor. Glyphs are about 7 px high
-// at scale 1 (cap height), 12 px per line.
+// drawing helpers over cairo
 
-static char printable(char ch) { return ch >= 32 && ch < 127 ? ch : '?'; }
-
-static int text_width(const char *s, int scale) {
-    int w = 0;
-    for (; *s; s++) {
-        char one[2] = {printable(*s), 0};
-        w += stb_easy_font_width(one);
-    }
-    return w * scale;
+static void set_colour(cairo_t *cr, rgb_t c, double alpha) {
+    cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, alpha);
 }
 
-static void draw_text(canvas_t *c, int x, int y, const char *s, int scale, rgb_t col) {
-    char vbuf[4096]; // one glyph: at most ~40 quads of 64 bytes
-    for (; *s; s++) {
-        char one[2] = {printable(*s), 0};
-        int quads = stb_easy_font_print(0.0f, 0.0f, one, NULL, vbuf, (int)sizeof vbuf);
-        for (int q = 0; q < quads; q++) {
-            const float *v0 = (const float *)(vbuf + q * 64);      // corner (x0, y0)
-            const float *v2 = (const float *)(vbuf + q * 64 + 32); // corner (x1, y1)
-            fill_rect(c, x + (int)lrintf(v0[0] * scale), y + (int)lrintf(v0[1] * scale),
-                      x + (int)lrintf(v2[0] * scale), y + (int)lrintf(v2[1] * scale), col);
-        }
-        x += stb_easy_font_width(one) * scale;
-    }
+static void fill_rect(cairo_t *cr, double x, double y, double w, double h, rgb_t c) {
+    set_colour(cr, c, 1.0);
+    cairo_rectangle(cr, x, y, w, h);
+    cairo_fill(cr);
 }
 
-static void draw_text_centred(canvas_t *c, int cx, int y, const char *s, int scale, rgb_t col) {
-    draw_text(c, cx - text_width(s, scale) / 2, y, s, scale, col);
+// 1 px outline just outside the rectangle [x, x + w) x [y, y + h)
+static void frame_rect(cairo_t *cr, tms_rect_t r, rgb_t c) {
+    set_colour(cr, c, 1.0);
+    cairo_set_line_width(cr, 1.0);
+    cairo_rectangle(cr, r.x - 0.5, r.y - 0.5, r.w + 1.0, r.h + 1.0);
+    cairo_stroke(cr);
 }
 
-// Copy s into out (size outlen), cut with "..." so that it is at most max_px wide.
-static void fit_text(const char *s, int scale, int max_px, char *out, size_t outlen) {
-    snprintf(out, outlen, "%s", s);
+static void line(cairo_t *cr, double x0, double y0, double x1, double y1, double width, rgb_t c, double alpha) {
+    set_colour(cr, c, alpha);
+    cairo_set_line_width(cr, width);
+    cairo_move_to(cr, x0, y0);
+    cairo_line_to(cr, x1, y1);
+    cairo_stroke(cr);
+}
+
+// Shaft from (x0, y0) to the tip (x1, y1) and a filled head whose length shrinks for short arrows.
+static void arrow(cairo_t *cr, double x0, double y0, double x1, double y1, double width, double head,
+                  rgb_t c, double alpha) {
+    double dx = x1 - x0, dy = y1 - y0, len = sqrt(dx * dx + dy * dy);
+    if (!isfinite(len)) return;
+    if (len < 1.0) { line(cr, x0, y0, x1, y1, width, c, alpha); return; }
+    double h = head < 0.45 * len ? head : 0.45 * len, ux = dx / len, uy = dy / len;
+    double bx = x1 - h * ux, by = y1 - h * uy; // the base of the head
+    cairo_push_group(cr);                      // shaft and head overlap: one alpha for both
+    line(cr, x0, y0, bx + 0.3 * h * ux, by + 0.3 * h * uy, width, c, 1.0);
+    set_colour(cr, c, 1.0);
+    cairo_move_to(cr, x1, y1);
+    cairo_line_to(cr, bx - 0.45 * h * uy, by + 0.45 * h * ux);
+    cairo_line_to(cr, bx + 0.45 * h * uy, by - 0.45 * h * ux);
+    cairo_close_path(cr);
+    cairo_fill(cr);
+    cairo_pop_group_to_source(cr);
+    cairo_paint_with_alpha(cr, alpha);
+}
+
+// Text with its anchor at (x, y): ha 0 left, 0.5 centre, 1 right; va 0 top (of the capitals'
+// ascent), 0.5 middle, 1 bottom (baseline + descent).
+static void text(cairo_t *cr, double x, double y, double size, double ha, double va, rgb_t c, const char *s) {
+    if (!s || !*s) return;
+    cairo_set_font_size(cr, size);
+    cairo_font_extents_t fe;
+    cairo_text_extents_t te;
+    cairo_font_extents(cr, &fe);
+    cairo_text_extents(cr, s, &te);
+    double top = fe.ascent * 0.8; // capitals and digits reach about 0.8 of the ascent
+    double baseline = y + top - va * (top + fe.descent);
+    set_colour(cr, c, 1.0);
+    cairo_move_to(cr, x - ha * te.x_advance, baseline);
+    cairo_show_text(cr, s);
+}
+
+static double text_width(cairo_t *cr, double size, const char *s) {
+    cairo_text_extents_t te;
+    cairo_set_font_size(cr, size);
+    cairo_text_extents(cr, s, &te);
+    return te.x_advance;
+}
+
+// s shortened to fit room px (whole UTF-8 characters, then "…"), into out
+static void fit(cairo_t *cr, double size, const char *s, double room, char *out, size_t outlen) {
+    snprintf(out, outlen, "%s", s ? s : "");
+    if (text_width(cr, size, out) <= room) return;
     size_t len = strlen(out);
-    if (text_width(out, scale) <= max_px) return;
     while (len > 0) {
-        len--;
+        do len--; while (len > 0 && ((unsigned char)out[len] & 0xC0) == 0x80);
         if (len + 4 > outlen) continue;
-        memcpy(out + len, "...", 4);
-        if (text_width(out, scale) <= max_px) return;
+        memcpy(out + len, "\xE2\x80\xA6", 4); // …
+        if (text_width(cr, size, out) <= room) return;
     }
     out[0] = 0;
 }
 
-// horizontal colour scale of width w at (x, y), t from 0 at the left to 1 at the right
-static void colour_scale(canvas_t *c, int x, int y, int w, int h, rgb_t (*colour)(float), float lo,
-                         float hi) {
-    for (int i = 0; i < w; i++) {
-        float t = lo + (hi - lo) * (i + 0.5f) / w;
-        fill_rect(c, x + i, y, x + i + 1, y + h, colour(t));
-    }
-    rect_outline(c, x - 1, y - 1, x + w + 1, y + h + 1, FRAME);
-}
-
-static rgb_t superposition_sqrt_colour(float t) { return superposition_colour(t * t); }
-
-// ----------------------------------------------------------------------------
-// panels
-
-// Arrows from the origin to (vec[i * stride_i], vec[i * stride_i + stride_k]), i < n, in the
-// square [x, x + size)^2 showing [-1.5, 1.5]^2 with the unit circle.
-static void panel_arrows(canvas_t *c, int x, int y, int size, const float *vec, int n,
-                         int stride_i, int stride_k, float width, float head, int labels) {
-    float half = 0.5f * size, scale = size / (2.0f * TMS_ARROW_EXTENT);
-    float ox = x + half, oy = y + half;
-    canvas_clip(c, x, y, x + size, y + size);
-    draw_line(c, (float)x, oy, (float)(x + size), oy, 1.0f, AXIS);
-    draw_line(c, ox, (float)y, ox, (float)(y + size), 1.0f, AXIS);
-    draw_circle(c, ox, oy, scale, 1.5f, CIRCLE);
-    for (int i = 0; i < n; i++) {
-        float u = vec[(size_t)i * stride_i], v = vec[(size_t)i * stride_i + stride_k];
-        draw_arrow(c, ox, oy, ox + u * scale, oy - v * scale, width, head, feature_colour(i));
-    }
-    if (labels) {
-        // feature index just beyond each tip, when there are few enough to read
-        for (int i = 0; i < n; i++) {
-            float u = vec[(size_t)i * stride_i], v = vec[(size_t)i * stride_i + stride_k];
-            float len = sqrtf(u * u + v * v);
-            if (!(len * scale > 12.0f) || isinf(len)) continue;
-            char s[16];
-            snprintf(s, sizeof s, "%d", i);
-            float tx = ox + u * scale + 10.0f * u / len, ty = oy - v * scale - 10.0f * v / len;
-            draw_text(c, (int)lrintf(tx) - text_width(s, 1) / 2, (int)lrintf(ty) - 4, s, 1,
-                      feature_colour(i));
-        }
-    }
-    canvas_unclip(c);
-    rect_outline(c, x - 1, y - 1, x + size + 1, y + size + 1, FRAME);
-}
-
-// values (rows, cols) row-major in the diverging colours, in [x, x + w) x [y, y + h); each
-// pixel shows the cell it falls in (nearest cell when there are more cells than pixels).
-static void panel_heatmap(canvas_t *c, int x, int y, int w, int h, const float *values, int rows,
-                          int cols) {
-    for (int py = 0; py < h; py++) {
-        int i = (int)((long)py * rows / h);
-        for (int px = 0; px < w; px++) {
-            int j = (int)((long)px * cols / w);
-            blend(c, x + px, y + py, diverging(values[(size_t)i * cols + j]), 1.0f);
-        }
-    }
-    rect_outline(c, x - 1, y - 1, x + w + 1, y + h + 1, FRAME);
-}
-
-// One horizontal bar per feature on the rows of the heat map, length ||W_i|| / top.
-static void panel_bars(canvas_t *c, const tms_render_layout_t *L, const float *norm,
-                       const float *superposition, int n, float top) {
-    int x = L->bars_x, y = L->bars_y, w = L->bars_w, h = L->bars_h;
-    float step = top <= 2.0f ? 0.5f : (top <= 4.0f ? 1.0f : 2.0f); // gridlines and ticks
-    for (float g = step; g <= top + 1e-6f; g += step) {
-        int gx = x + (int)lrintf(g / top * w);
-        fill_rect(c, gx, y, gx + 1, y + h, g == 1.0f ? CIRCLE : AXIS);
-    }
-    float row = (float)h / n;
-    float pad = row >= 5.0f ? 0.15f * row : 0.0f;
-    for (int i = 0; i < n; i++) {
-        float len = norm[i] / top;
-        if (!(len > 0.0f)) continue;
-        if (len > 1.0f) len = 1.0f;
-        int y0 = y + (int)lrintf(i * row + pad), y1 = y + (int)lrintf((i + 1) * row - pad);
-        if (y1 <= y0) y1 = y0 + 1;
-        fill_rect(c, x, y0, x + (int)lrintf(len * w), y1, superposition_colour(superposition[i]));
-    }
-    fill_rect(c, x - 1, y, x, y + h, INK); // the zero axis
-    // ticks under the panel
-    for (float g = 0.0f; g <= top + 1e-6f; g += step) {
-        char s[16];
-        snprintf(s, sizeof s, "%g", g);
-        int gx = x + (int)lrintf(g / top * w);
-        fill_rect(c, gx, y + h, gx + 1, y + h + 4, MUTED);
-        draw_text_centred(c, gx, y + h + 7, s, 1, MUTED);
-    }
+// "%.3g", with U+2212 for the minus sign
+static void number(char *out, size_t outlen, double v) {
+    char t[32];
+    snprintf(t, sizeof t, "%.3g", v);
+    if (t[0] == '-') snprintf(out, outlen, "\xE2\x88\x92%s", t + 1);
+    else snprintf(out, outlen, "%s", t);
 }
 
 // ----------------------------------------------------------------------------
-// geometry
+// ranges and geometry
+
+float tms_render_symmetric_range(const float *values, size_t count, float floor_value) {
+    double top = 0.0;
+    for (size_t k = 0; k < count; k++) {
+        double a = fabs((double)values[k]);
+        if (isfinite(a) && a > top) top = a;
+    }
+    if (!(top > 0.0)) return floor_value > 0.0f ? floor_value : 1.0f;
+    double unit = pow(10.0, floor(log10(top)) - 1.0); // 2 significant digits
+    double r = ceil(top / unit * (1.0 - 1e-5)) * unit; // float inputs: 0.6f is 0.6000000238
+    if (r < top) r = top;
+    return (float)(r > floor_value ? r : floor_value);
+}
 
 static int map_side(int n) {
     if (n <= 0) return 0;
     if (n > MAP_MAX / 4) return MAP_MAX;
     int cell = MAP_TARGET / n;
     cell = cell < 4 ? 4 : (cell > 40 ? 40 : cell);
+    if (cell * n < MAP_MIN) cell = (MAP_MIN + n - 1) / n;
     return cell * n;
+}
+
+// Feature indices on every k-th row, k in 1, 2, 5, 10, 20, 50, ... with k rows >= 12 px.
+static int index_step(int n, int S) {
+    static const int steps[3] = {1, 2, 5};
+    for (long scale = 1;; scale *= 10)
+        for (int s = 0; s < 3; s++) {
+            long k = steps[s] * scale;
+            if ((double)k * S / n >= 12.0 || k >= n) return (int)k;
+        }
 }
 
 void tms_render_instance_layout(const tms_model_t *M, tms_render_layout_t *L) {
     memset(L, 0, sizeof *L);
-    int S = map_side(M->n);
-    L->arrow_panels = M->m == 2 ? (M->decoder == TMS_DECODER_UNTIED ? 2 : 1) : 0;
-    L->arrow_size = TMS_ARROW_PANEL;
-    L->map_size = S;
-    int cell = S / (M->n > 0 ? M->n : 1);
-    L->strip_w = M->bias ? (cell < 12 ? 12 : cell) : 0;
+    const int n = M->n, m = M->m, S = map_side(n);
+    L->n = n;
+    L->m = m;
+    L->title_h = TITLE_H;
+    L->title_y = CAPTION_Y + CAPTION_H + 8;
+    L->arrow_panels = (m == 2 || m == 3) ? (M->decoder == TMS_DECODER_UNTIED ? 2 : 1) : 0;
+    L->index_every = index_step(n, S);
+    const int top = CAPTION_Y + CAPTION_H + 8 + TITLE_H + COL_H; // the panels' top edge
 
-    // panels left to right, then centred when the image is wider than they are
     int x = MARGIN;
     for (int k = 0; k < L->arrow_panels; k++) {
-        L->arrow_x[k] = x;
+        L->arrow[k] = (tms_rect_t){x, top, TMS_ARROW_PANEL, TMS_ARROW_PANEL};
         x += TMS_ARROW_PANEL + PANEL_GAP;
     }
-    L->map_x = x;
+    L->row_labels = (tms_rect_t){x, top, LABEL_W - 4, S};
+    x += LABEL_W;
+    L->map = (tms_rect_t){x, top, S, S};
+    L->col_labels = (tms_rect_t){x, top - COL_H, S, COL_H - 2};
     x += S;
-    if (L->strip_w) {
-        L->strip_x = x + STRIP_GAP;
-        x = L->strip_x + L->strip_w;
+    if (M->decoder == TMS_DECODER_UNTIED) {
+        x += MAP_GAP;
+        L->map2 = (tms_rect_t){x, top, S, S};
+        x += S;
+    }
+    x += CBAR_GAP;
+    L->cbar = (tms_rect_t){x, top, CBAR_W, S};
+    x += CBAR_W + 4;
+    L->cbar_labels = (tms_rect_t){x, top - 8, CBAR_LABEL_W, S + 16};
+    x += CBAR_LABEL_W;
+    if (M->bias) {
+        x += PANEL_GAP;
+        L->bias = (tms_rect_t){x, top, BIAS_W, S};
+        x += BIAS_W;
     }
     x += PANEL_GAP;
-    L->bars_x = x;
-    L->bars_w = BARS_W;
-    x += BARS_W + BARS_RIGHT + MARGIN;
+    L->bars = (tms_rect_t){x, top, BARS_W, S};
+    L->dim_bar = (tms_rect_t){x, top + S + 34, 120, 9};
+    x += BARS_W + BARS_RIGHT;
+    if (M->hidden_act == TMS_ACT_RELU) {
+        x += PANEL_GAP - 10;
+        L->neurons = (tms_rect_t){x + NEURON_LABEL_W, top, NEURON_W, S};
+        x += NEURON_LABEL_W + NEURON_W;
+    }
+    x += MARGIN;
 
-    int width = x < MIN_WIDTH ? MIN_WIDTH : x;
-    int shift = (width - x) / 2;
-    for (int k = 0; k < L->arrow_panels; k++) L->arrow_x[k] += shift;
-    L->map_x += shift;
-    if (L->strip_w) L->strip_x += shift;
-    L->bars_x += shift;
-
-    // the colour scales and bar ticks sit right under the map and the bars
-    int top = CAPTION_H + TITLE_H;
+    // centred when the image is wider than the panels
+    int width = x < MIN_WIDTH ? MIN_WIDTH : x, shift = (width - x) / 2;
+    tms_rect_t *all[] = {&L->arrow[0], &L->arrow[1], &L->row_labels, &L->map, &L->col_labels, &L->map2,
+                         &L->cbar, &L->cbar_labels, &L->bias, &L->bars, &L->dim_bar, &L->neurons};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        if (all[k]->w) all[k]->x += shift;
+    L->caption = (tms_rect_t){MARGIN, CAPTION_Y, width - 2 * MARGIN, CAPTION_H};
     int content = S + LEGEND_H;
-    if (L->arrow_panels && TMS_ARROW_PANEL + MARGIN > content) content = TMS_ARROW_PANEL + MARGIN;
-    L->arrow_y = top;
-    L->map_y = top;
-    L->bars_y = top;
-    L->bars_h = S;
+    if (L->arrow_panels && TMS_ARROW_PANEL + 12 > content) content = TMS_ARROW_PANEL + 12;
     L->width = width;
-    L->height = top + content;
+    L->height = top + content + 8;
+}
+
+static float column_norm(const float *v, int stride_i, int stride_k, int i, int m) {
+    double s = 0.0;
+    for (int k = 0; k < m; k++) s += (double)v[(size_t)i * stride_i + (size_t)k * stride_k] * v[(size_t)i * stride_i + (size_t)k * stride_k];
+    return (float)sqrt(s);
+}
+
+// E = 1.5, or the longest arrow + 0.1 rounded up to 0.5 when it is longer than 1.4
+static float arrow_extent(const tms_render_item_t *it) {
+    const tms_model_t *M = it->model;
+    float top = 0.0f;
+    for (int i = 0; i < M->n; i++) {
+        float a = column_norm(it->W, 1, M->n, i, M->m);
+        if (isfinite(a) && a > top) top = a;
+        if (M->decoder == TMS_DECODER_UNTIED && it->W2) {
+            a = column_norm(it->W2, M->m, 1, i, M->m);
+            if (isfinite(a) && a > top) top = a;
+        }
+    }
+    return top > 1.4f ? ceilf((top + 0.1f) * 2.0f) / 2.0f : 1.5f;
+}
+
+static void gram_untied(const tms_render_item_t *it, float *out) { // W2 W (n, n)
+    const int n = it->model->n, m = it->model->m;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < m; k++) s += (double)it->W2[(size_t)i * m + k] * it->W[(size_t)k * n + j];
+            out[(size_t)i * n + j] = (float)s;
+        }
+}
+
+void tms_render_layout(const tms_render_item_t *it, tms_render_layout_t *L) {
+    const tms_model_t *M = it->model;
+    const int n = M->n, m = M->m;
+    tms_render_instance_layout(M, L);
+    // R over WᵀW (and W₂W), in rows so that no n x n buffer is needed here
+    double top = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double g = 0.0, g2 = 0.0;
+            for (int k = 0; k < m; k++) g += (double)it->W[(size_t)k * n + i] * it->W[(size_t)k * n + j];
+            if (isfinite(g) && fabs(g) > top) top = fabs(g);
+            if (M->decoder == TMS_DECODER_UNTIED && it->W2) {
+                for (int k = 0; k < m; k++) g2 += (double)it->W2[(size_t)i * m + k] * it->W[(size_t)k * n + j];
+                if (isfinite(g2) && fabs(g2) > top) top = fabs(g2);
+            }
+        }
+    float t = (float)top;
+    L->map_range = tms_render_symmetric_range(&t, 1, 1.0f);
+    L->bias_range = M->bias && it->b ? tms_render_symmetric_range(it->b, (size_t)n, 0.0f) : 0.0f;
+    float nt = 1.0f;
+    for (int i = 0; i < n; i++) {
+        float a = column_norm(it->W, 1, n, i, m);
+        if (isfinite(a) && a > nt) nt = ceilf(a * 2.0f) / 2.0f;
+    }
+    L->norm_top = nt;
+    L->arrow_extent = L->arrow_panels ? arrow_extent(it) : 0.0f;
 }
 
 void tms_render_instance_size(const tms_model_t *M, int *width, int *height) {
@@ -421,11 +405,29 @@ void tms_render_instance_size(const tms_model_t *M, int *width, int *height) {
     *height = L.height;
 }
 
-int tms_render_arrow_pixel(const tms_render_layout_t *L, int k, float u, float v, int *x, int *y) {
-    if (k < 0 || k >= L->arrow_panels) return 1;
-    float half = 0.5f * L->arrow_size, scale = L->arrow_size / (2.0f * TMS_ARROW_EXTENT);
-    *x = (int)floorf(L->arrow_x[k] + half + u * scale);
-    *y = (int)floorf(L->arrow_y + half - v * scale);
+// the 3-D view: screen (u, v) with v up, and the depth towards the viewer
+static void project3(const float *p, double *u, double *v, double *depth) {
+    const double a = VIEW_AZIMUTH * M_PI / 180.0, e = VIEW_ELEVATION * M_PI / 180.0;
+    double toward = p[0] * cos(a) + p[1] * sin(a);
+    *u = -p[0] * sin(a) + p[1] * cos(a);
+    *v = p[2] * cos(e) - toward * sin(e);
+    if (depth) *depth = toward * cos(e) + p[2] * sin(e);
+}
+
+static void panel_point(const tms_rect_t *r, float extent, int dims, const float *p, double *x, double *y) {
+    double u = p[0], v = p[1];
+    if (dims == 3) project3(p, &u, &v, NULL);
+    double s = r->w / (2.0 * extent);
+    *x = r->x + r->w / 2.0 + s * u;
+    *y = r->y + r->w / 2.0 - s * v;
+}
+
+int tms_render_arrow_pixel(const tms_render_layout_t *L, int k, const float *p, int *x, int *y) {
+    if (k < 0 || k >= L->arrow_panels || !(L->arrow_extent > 0.0f)) return 1;
+    double px, py;
+    panel_point(&L->arrow[k], L->arrow_extent, L->m, p, &px, &py);
+    *x = (int)floor(px);
+    *y = (int)floor(py);
     return 0;
 }
 
@@ -438,13 +440,305 @@ static int sheet_cols(int count) {
 void tms_render_contact_sheet_size(int count, int *w, int *h) {
     if (count <= 0) { *w = 0; *h = 0; return; }
     int cols = sheet_cols(count), rows = (count + cols - 1) / cols;
-    *w = cols * TMS_THUMB_W;
-    *h = rows * TMS_THUMB_H;
+    *w = cols * TMS_THUMB_W < MIN_WIDTH ? MIN_WIDTH : cols * TMS_THUMB_W;
+    *h = TMS_SHEET_HEAD_H + rows * TMS_THUMB_H;
+}
+
+double tms_render_instance_bytes(const tms_model_t *M) {
+    tms_render_layout_t L;
+    tms_render_instance_layout(M, &L);
+    double px = (double)L.width * L.height, nn = (double)M->n * M->n;
+    // the surface (4 bytes a pixel), the RGB copy (3), the PNG encoder's buffers (about 2),
+    // two maps' pixel surfaces, WᵀW and W₂W, per-feature arrays, cairo's and FreeType's own
+    return px * 9.0 + 2.0 * 4.0 * L.map.w * L.map.h + 2.0 * nn * sizeof(float) + 16.0 * M->n * sizeof(float) +
+           (4 << 20);
+}
+
+double tms_render_contact_sheet_bytes(const tms_model_t *M, int count) {
+    if (count > TMS_SHEET_MAX) count = TMS_SHEET_MAX;
+    int w, h;
+    tms_render_contact_sheet_size(count, &w, &h);
+    return (double)w * h * 9.0 + 4.0 * THUMB_PLOT * THUMB_PLOT + (double)M->n * M->n * sizeof(float) + (4 << 20);
 }
 
 // ----------------------------------------------------------------------------
-// writing: PNG bytes into "<path>.tmp" through our own FILE (so a failure has an errno),
-// then rename onto path
+// panels
+
+// values (rows, cols) in the diverging colours over [-range, range], filling r; each pixel
+// shows the cell it falls in (the nearest when there are more cells than pixels)
+static int panel_map(cairo_t *cr, tms_rect_t r, const float *values, int rows, int cols, float range) {
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, r.w, r.h);
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) { cairo_surface_destroy(s); return 1; }
+    cairo_surface_flush(s);
+    unsigned char *data = cairo_image_surface_get_data(s);
+    int stride = cairo_image_surface_get_stride(s);
+    for (int py = 0; py < r.h; py++) {
+        int i = (int)((long)py * rows / r.h);
+        uint32_t *row = (uint32_t *)(data + (size_t)py * stride);
+        for (int px = 0; px < r.w; px++) {
+            int j = (int)((long)px * cols / r.w);
+            rgb_t c = diverging(values[(size_t)i * cols + j] / range);
+            row[px] = (uint32_t)c.r << 16 | (uint32_t)c.g << 8 | c.b;
+        }
+    }
+    cairo_surface_mark_dirty(s);
+    cairo_set_source_surface(cr, s, r.x, r.y);
+    cairo_rectangle(cr, r.x, r.y, r.w, r.h);
+    cairo_fill(cr);
+    cairo_surface_destroy(s);
+    frame_rect(cr, r, FRAME);
+    return 0;
+}
+
+// feature indices: right-aligned left of the rows of r (labels != NULL), centred above its
+// columns (cols != NULL)
+static void feature_indices(cairo_t *cr, const tms_render_layout_t *L, const tms_rect_t *rows_of,
+                            const tms_rect_t *rows, const tms_rect_t *cols) {
+    int n = L->n, step = L->index_every;
+    char s[16];
+    for (int i = 0; i < n; i += step) {
+        snprintf(s, sizeof s, "%d", i);
+        double c = (i + 0.5) * rows_of->h / n;
+        if (rows) text(cr, rows->x + rows->w, rows_of->y + c, FS_INDEX, 1.0, 0.5, MUTED, s);
+        if (cols) text(cr, cols->x + (i + 0.5) * cols->w / n, cols->y + cols->h, FS_INDEX, 0.5, 1.0, MUTED, s);
+    }
+}
+
+// a vertical colour bar of the diverging map: +range at the top, ticks at -range, 0, +range
+static void colour_bar(cairo_t *cr, tms_rect_t r, tms_rect_t labels, float range) {
+    for (int y = 0; y < r.h; y++) {
+        float v = 1.0f - 2.0f * (y + 0.5f) / r.h;
+        fill_rect(cr, r.x, r.y + y, r.w, 1, diverging(v));
+    }
+    frame_rect(cr, r, FRAME);
+    const float ticks[5] = {1.0f, 0.5f, 0.0f, -0.5f, -1.0f};
+    for (int k = 0; k < 5; k++) {
+        if (r.h < 120 && (k == 1 || k == 3)) continue;
+        char s[32];
+        number(s, sizeof s, ticks[k] * range);
+        double y = r.y + (1.0 - ticks[k]) * 0.5 * r.h;
+        if (k == 0) y = r.y + 0.5;
+        if (k == 4) y = r.y + r.h - 0.5;
+        line(cr, r.x + r.w, y, r.x + r.w + 3, y, 1.0, MUTED, 1.0);
+        text(cr, labels.x + 1, y, FS_TICK, 0.0, 0.5, MUTED, s);
+    }
+}
+
+// ticks and labels under a horizontal axis [x0, x0 + w] showing [lo, hi], at lo, mid and hi
+// (or at multiples of step when step > 0)
+static void axis_ticks(cairo_t *cr, double x0, double w, double y, float lo, float hi, float step) {
+    char s[32];
+    if (step > 0.0f) {
+        for (float g = lo; g <= hi + 1e-6f; g += step) {
+            double x = x0 + (g - lo) / (hi - lo) * w;
+            line(cr, x, y, x, y + 4, 1.0, MUTED, 1.0);
+            number(s, sizeof s, g);
+            text(cr, x, y + 7, FS_TICK, 0.5, 0.0, MUTED, s);
+        }
+        return;
+    }
+    for (int k = 0; k < 3; k++) {
+        float g = lo + 0.5f * k * (hi - lo);
+        double x = x0 + 0.5 * k * w;
+        line(cr, x, y, x, y + 4, 1.0, MUTED, 1.0);
+        number(s, sizeof s, g);
+        text(cr, x, y + 7, FS_TICK, 0.5, 0.0, MUTED, s);
+    }
+}
+
+static void row_span(const tms_rect_t *r, int n, int i, double *y0, double *h) {
+    double row = (double)r->h / n, pad = row >= 5.0 ? 0.15 * row : 0.0;
+    *y0 = r->y + i * row + pad;
+    *h = row - 2.0 * pad;
+    if (*h < 1.0) *h = 1.0;
+}
+
+// b: signed bars from the centre, on the map's rows
+static void panel_bias(cairo_t *cr, const tms_render_layout_t *L, const float *b) {
+    tms_rect_t r = L->bias;
+    const int n = L->n;
+    double cx = r.x + r.w / 2.0, half = r.w / 2.0;
+    for (int k = 1; k <= 2; k++) {
+        line(cr, cx - k * half / 2 + 0.5, r.y, cx - k * half / 2 + 0.5, r.y + r.h, 1.0, GRID, 1.0);
+        line(cr, cx + k * half / 2 - 0.5, r.y, cx + k * half / 2 - 0.5, r.y + r.h, 1.0, GRID, 1.0);
+    }
+    for (int i = 0; i < n; i++) {
+        double y0, h, len = b[i] / L->bias_range * half;
+        if (!isfinite(len)) continue;
+        row_span(&r, n, i, &y0, &h);
+        fill_rect(cr, len >= 0 ? cx : cx + len, y0, fabs(len), h, diverging(b[i] / L->bias_range));
+    }
+    line(cr, cx, r.y, cx, r.y + r.h, 1.0, INK, 1.0);
+    axis_ticks(cr, r.x, r.w, r.y + r.h, -L->bias_range, L->bias_range, 0.0f);
+}
+
+// ‖Wᵢ‖ coloured by dimensionality, its value at the bar's end when the rows are tall enough
+static void panel_norms(cairo_t *cr, const tms_render_layout_t *L, const float *norm, const float *dim) {
+    tms_rect_t r = L->bars;
+    const int n = L->n;
+    float top = L->norm_top, step = top <= 2.0f ? 0.5f : (top <= 4.0f ? 1.0f : 2.0f);
+    for (float g = step; g <= top + 1e-6f; g += step) {
+        double gx = r.x + g / top * r.w;
+        line(cr, gx - 0.5, r.y, gx - 0.5, r.y + r.h, 1.0, g == 1.0f ? CIRCLE : GRID, 1.0);
+    }
+    double row = (double)r.h / n;
+    for (int i = 0; i < n; i++) {
+        double y0, h, len = norm[i] / top;
+        if (!(len > 0.0) || !isfinite(len)) continue;
+        if (len > 1.0) len = 1.0;
+        row_span(&r, n, i, &y0, &h);
+        fill_rect(cr, r.x, y0, len * r.w, h, sequential(dim[i]));
+        if (row >= 14.0) {
+            char s[32];
+            snprintf(s, sizeof s, "%.2f", norm[i]);
+            text(cr, r.x + len * r.w + 4, r.y + (i + 0.5) * row, FS_INDEX, 0.0, 0.5, MUTED, s);
+        }
+    }
+    line(cr, r.x - 0.5, r.y, r.x - 0.5, r.y + r.h, 1.0, INK, 1.0);
+    axis_ticks(cr, r.x, r.w, r.y + r.h, 0.0f, top, step);
+    // the colour's key: dimensionality 0 .. 1
+    tms_rect_t d = L->dim_bar;
+    for (int x = 0; x < d.w; x++) fill_rect(cr, d.x + x, d.y, 1, d.h, sequential((x + 0.5f) / d.w));
+    frame_rect(cr, d, FRAME);
+    text(cr, d.x, d.y + d.h + 3, FS_INDEX, 0.0, 0.0, MUTED, "0");
+    text(cr, d.x + d.w / 2.0, d.y + d.h + 3, FS_INDEX, 0.5, 0.0, MUTED, "\xC2\xBD");
+    text(cr, d.x + d.w, d.y + d.h + 3, FS_INDEX, 1.0, 0.0, MUTED, "1");
+    text(cr, d.x + d.w + 6, d.y + d.h / 2.0, FS_TICK, 0.0, 0.5, MUTED, "colour: D\xE1\xB5\xA2");
+}
+
+// hidden ReLU: per neuron k, the weights W[k][i] stacked by feature, positive to the right
+static void panel_neurons(cairo_t *cr, const tms_render_layout_t *L, const float *W) {
+    tms_rect_t r = L->neurons;
+    const int n = L->n, m = L->m;
+    double top = 0.0;
+    for (int k = 0; k < m; k++) {
+        double pos = 0.0, neg = 0.0;
+        for (int i = 0; i < n; i++) {
+            double w = W[(size_t)k * n + i];
+            if (w > 0) pos += w; else if (w < 0) neg -= w;
+        }
+        if (isfinite(pos) && pos > top) top = pos;
+        if (isfinite(neg) && neg > top) top = neg;
+    }
+    float t = (float)top;
+    float range = tms_render_symmetric_range(&t, 1, 0.0f);
+    double cx = r.x + r.w / 2.0, half = r.w / 2.0, row = (double)r.h / m;
+    double bar = row * 0.7 < 36.0 ? row * 0.7 : 36.0;
+    for (int k = 0; k < m; k++) {
+        double yc = r.y + (k + 0.5) * row, y0 = yc - bar / 2.0;
+        double at[2] = {cx, cx}; // the positive and negative stacks' ends
+        for (int i = 0; i < n; i++) {
+            double w = W[(size_t)k * n + i], len = w / range * half;
+            if (!isfinite(len) || len == 0.0) continue;
+            int side = len < 0;
+            double x0 = side ? at[1] + len : at[0];
+            fill_rect(cr, x0, y0, fabs(len), bar, feature_colour(i));
+            if (fabs(len) >= 3.0) line(cr, side ? x0 : x0 + fabs(len), y0, side ? x0 : x0 + fabs(len), y0 + bar, 1.0, WHITE, 1.0);
+            if (fabs(len) >= 16.0 && bar >= 12.0) {
+                char s[16];
+                snprintf(s, sizeof s, "%d", i);
+                text(cr, x0 + fabs(len) / 2.0, yc, FS_INDEX, 0.5, 0.5, WHITE, s);
+            }
+            at[side] += len;
+        }
+        char s[16];
+        snprintf(s, sizeof s, "h%d", k);
+        if (row >= 11.0 || k % (int)ceil(11.0 / row) == 0) text(cr, r.x - 6, yc, FS_INDEX, 1.0, 0.5, MUTED, s);
+    }
+    line(cr, cx, r.y, cx, r.y + r.h, 1.0, INK, 1.0);
+    frame_rect(cr, r, GRID);
+    axis_ticks(cr, r.x, r.w, r.y + r.h, -range, range, 0.0f);
+}
+
+// arrows from the origin: W's columns (stride_i 1, stride_k n) or W2's rows (stride_i m,
+// stride_k 1), in 2-D or in the 3-D view; feature indices at the tips when labels
+static void panel_arrows(cairo_t *cr, tms_rect_t r, float extent, int dims, const float *vec, int n,
+                         int stride_i, int stride_k, double width, double head, int labels) {
+    double ox = r.x + r.w / 2.0, oy = r.y + r.h / 2.0, s = r.w / (2.0 * extent);
+    cairo_save(cr);
+    cairo_rectangle(cr, r.x, r.y, r.w, r.h);
+    cairo_clip(cr);
+    float e[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+    if (dims == 2) {
+        line(cr, r.x, oy, r.x + r.w, oy, 1.0, GRID, 1.0);
+        line(cr, ox, r.y, ox, r.y + r.h, 1.0, GRID, 1.0);
+        set_colour(cr, CIRCLE, 1.0);
+        cairo_set_line_width(cr, 1.2);
+        cairo_arc(cr, ox, oy, s, 0.0, 2.0 * M_PI);
+        cairo_stroke(cr);
+    } else {
+        // the sphere's outline, its equator (dashed) and the three axes from -1 to 1
+        set_colour(cr, CIRCLE, 1.0);
+        cairo_set_line_width(cr, 1.2);
+        cairo_arc(cr, ox, oy, s, 0.0, 2.0 * M_PI);
+        cairo_stroke(cr);
+        const double dash[1] = {4.0};
+        cairo_set_dash(cr, dash, 1, 0.0);
+        cairo_set_line_width(cr, 1.0);
+        for (int k = 0; k <= 72; k++) {
+            float p[3] = {cosf(k * (float)M_PI / 36.0f), sinf(k * (float)M_PI / 36.0f), 0.0f};
+            double x, y;
+            panel_point(&r, extent, 3, p, &x, &y);
+            if (k == 0) cairo_move_to(cr, x, y); else cairo_line_to(cr, x, y);
+        }
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0.0);
+        for (int a = 0; a < 3; a++) {
+            float lo[3] = {-e[a][0], -e[a][1], -e[a][2]}, hi[3] = {1.2f * e[a][0], 1.2f * e[a][1], 1.2f * e[a][2]};
+            float at[3] = {1.38f * e[a][0], 1.38f * e[a][1], 1.38f * e[a][2]};
+            double x0, y0, x1, y1, xl, yl;
+            panel_point(&r, extent, 3, lo, &x0, &y0);
+            panel_point(&r, extent, 3, hi, &x1, &y1);
+            panel_point(&r, extent, 3, at, &xl, &yl);
+            line(cr, x0, y0, x1, y1, 1.0, CIRCLE, 0.6);
+            if (labels) { // the hidden dimensions' names, beyond the feature indices at unit tips
+                char t[8];
+                snprintf(t, sizeof t, "h%d", a);
+                text(cr, xl, yl, FS_INDEX, 0.5, 0.5, CIRCLE, t);
+            }
+        }
+    }
+    // back to front (in 3-D); arrows pointing away from the viewer lighter
+    int order[64], count = n < 64 ? n : 64, *ord = order, *heap = NULL;
+    double *depth = NULL, dbuf[64];
+    if (n > 64) {
+        heap = malloc((size_t)n * sizeof(int));
+        depth = malloc((size_t)n * sizeof(double));
+        if (heap && depth) { ord = heap; count = n; } else { free(depth); depth = NULL; }
+    }
+    if (!depth) depth = dbuf;
+    for (int i = 0; i < count; i++) {
+        float p[3] = {0, 0, 0};
+        for (int k = 0; k < dims; k++) p[k] = vec[(size_t)i * stride_i + (size_t)k * stride_k];
+        double u, v;
+        if (dims == 3) project3(p, &u, &v, &depth[i]); else depth[i] = 0.0;
+        ord[i] = i;
+    }
+    for (int a = 1; a < count; a++) // insertion sort by depth, stable
+        for (int b = a; b > 0 && depth[ord[b]] < depth[ord[b - 1]]; b--) { int t = ord[b]; ord[b] = ord[b - 1]; ord[b - 1] = t; }
+    for (int q = 0; q < count; q++) {
+        int i = ord[q];
+        float p[3] = {0, 0, 0};
+        for (int k = 0; k < dims; k++) p[k] = vec[(size_t)i * stride_i + (size_t)k * stride_k];
+        double x, y;
+        panel_point(&r, extent, dims, p, &x, &y);
+        arrow(cr, ox, oy, x, y, width, head, feature_colour(i), depth[i] < -0.05 ? 0.4 : 1.0);
+        double dx = x - ox, dy = y - oy, len = sqrt(dx * dx + dy * dy);
+        if (labels && len > 12.0 && isfinite(len)) {
+            char t[16];
+            snprintf(t, sizeof t, "%d", i);
+            text(cr, x + 11.0 * dx / len, y + 11.0 * dy / len, FS_TICK, 0.5, 0.5, feature_colour(i), t);
+        }
+    }
+    free(heap);
+    if (depth != dbuf) free(depth);
+    cairo_restore(cr);
+    frame_rect(cr, r, FRAME);
+}
+
+// ----------------------------------------------------------------------------
+// writing: the surface's pixels as RGB bytes, PNG-encoded into "<path>.tmp" through our own
+// FILE (so a failure has an errno), then renamed onto path
 
 typedef struct {
     FILE *f;
@@ -462,10 +756,24 @@ static int fail(char *err, size_t errlen, const char *path, const char *reason) 
     return 1;
 }
 
-static int write_png_atomic(const char *path, const canvas_t *c, char *err, size_t errlen) {
+static int write_png_atomic(const char *path, cairo_surface_t *s, char *err, size_t errlen) {
+    cairo_surface_flush(s);
+    const int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
+    const int stride = cairo_image_surface_get_stride(s);
+    const unsigned char *data = cairo_image_surface_get_data(s);
     size_t len = strlen(path);
+    unsigned char *rgb = malloc((size_t)w * h * 3); // (h, w, 3)
     char *tmp = malloc(len + 5);
-    if (!tmp) return fail(err, errlen, path, "out of memory");
+    if (!rgb || !tmp || !data) { free(rgb); free(tmp); return fail(err, errlen, path, "out of memory"); }
+    for (int y = 0; y < h; y++) {
+        const uint32_t *row = (const uint32_t *)(data + (size_t)y * stride);
+        unsigned char *o = rgb + (size_t)y * w * 3;
+        for (int x = 0; x < w; x++) {
+            o[3 * x] = (unsigned char)(row[x] >> 16);
+            o[3 * x + 1] = (unsigned char)(row[x] >> 8);
+            o[3 * x + 2] = (unsigned char)row[x];
+        }
+    }
     memcpy(tmp, path, len);
     memcpy(tmp + len, ".tmp", 5);
 
@@ -476,7 +784,7 @@ static int write_png_atomic(const char *path, const canvas_t *c, char *err, size
     } else {
         png_sink_t sink = {f, 0};
         errno = 0;
-        int ok = stbi_write_png_to_func(sink_write, &sink, c->w, c->h, 3, c->px, c->w * 3);
+        int ok = stbi_write_png_to_func(sink_write, &sink, w, h, 3, rgb, w * 3);
         if (!ok) snprintf(reason, sizeof reason, "PNG encoding failed (out of memory?)");
         else if (sink.err) snprintf(reason, sizeof reason, "%s", strerror(sink.err));
         if (fclose(f) != 0 && !reason[0]) snprintf(reason, sizeof reason, "%s", strerror(errno));
@@ -485,6 +793,7 @@ static int write_png_atomic(const char *path, const canvas_t *c, char *err, size
         if (reason[0]) remove(tmp);
     }
     free(tmp);
+    free(rgb);
     return reason[0] ? fail(err, errlen, path, reason) : 0;
 }
 
@@ -495,6 +804,54 @@ static const char *check_item(const tms_render_item_t *it) {
     return NULL;
 }
 
+// a white surface and a context drawing on it with the font; NULL (and *why) on failure
+static cairo_t *canvas(int w, int h, cairo_surface_t **surface, const char **why) {
+    if ((*why = font_ready())) return NULL;
+    *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+    if (cairo_surface_status(*surface) != CAIRO_STATUS_SUCCESS) {
+        *why = cairo_status_to_string(cairo_surface_status(*surface));
+        cairo_surface_destroy(*surface);
+        return NULL;
+    }
+    cairo_t *cr = cairo_create(*surface);
+    cairo_set_font_face(cr, font.cairo_face);
+    cairo_font_options_t *fo = cairo_font_options_create();
+    // unhinted outlines: the same text on every FreeType version's hinting defaults
+    cairo_font_options_set_hint_style(fo, CAIRO_HINT_STYLE_NONE);
+    cairo_font_options_set_hint_metrics(fo, CAIRO_HINT_METRICS_OFF);
+    cairo_font_options_set_antialias(fo, CAIRO_ANTIALIAS_GRAY);
+    cairo_set_font_options(cr, fo);
+    cairo_font_options_destroy(fo);
+    fill_rect(cr, 0, 0, w, h, WHITE);
+    return cr;
+}
+
+// finish drawing; nonzero with *why when cairo failed anywhere on the way
+static int canvas_done(cairo_t *cr, cairo_surface_t *s, const char **why) {
+    cairo_status_t st = cairo_status(cr);
+    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
+    cairo_destroy(cr);
+    if (st != CAIRO_STATUS_SUCCESS) { *why = cairo_status_to_string(st); return 1; }
+    return 0;
+}
+
+// "x′ = ReLU(WᵀReLU(W x + b₁) + b)" and the like
+static void model_equation(const tms_model_t *M, char *out, size_t outlen) {
+    const char *dec = M->decoder == TMS_DECODER_UNTIED ? "W\xE2\x82\x82" : "W\xE1\xB5\x80";
+    char inner[96], body[192];
+    if (M->hidden_act == TMS_ACT_RELU)
+        snprintf(inner, sizeof inner, "%s ReLU(W x%s)", dec, M->bias && !M->no_hidden_bias ? " + b\xE2\x82\x81" : "");
+    else
+        snprintf(inner, sizeof inner, "%sW x", dec);
+    snprintf(body, sizeof body, "%s%s", inner, M->bias ? " + b" : "");
+    if (M->output_act == TMS_ACT_RELU) snprintf(out, outlen, "x\xE2\x80\xB2 = ReLU(%s)", body);
+    else snprintf(out, outlen, "x\xE2\x80\xB2 = %s", body);
+}
+
+static void panel_title(cairo_t *cr, const tms_render_layout_t *L, double x0, double x1, const char *s) {
+    text(cr, 0.5 * (x0 + x1), L->title_y + 4, FS_TITLE, 0.5, 0.0, INK, s);
+}
+
 // ----------------------------------------------------------------------------
 // the instance picture
 
@@ -502,119 +859,142 @@ int tms_render_instance(const char *path, const tms_render_item_t *item, char *e
     const char *bad = check_item(item);
     if (bad) return fail(err, errlen, path, bad);
     const tms_model_t *M = item->model;
-    int n = M->n, m = M->m;
+    const int n = M->n, m = M->m, untied = M->decoder == TMS_DECODER_UNTIED;
     tms_render_layout_t L;
-    tms_render_instance_layout(M, &L);
+    tms_render_layout(item, &L);
 
-    canvas_t c = {0};
-    float *gram = malloc((size_t)n * n * sizeof(float)); // (n, n)
-    float *norm = malloc((size_t)n * sizeof(float));     // (n)
-    float *sup = malloc((size_t)n * sizeof(float));      // (n)
-    if (!gram || !norm || !sup || canvas_init(&c, L.width, L.height)) {
-        free(gram); free(norm); free(sup); free(c.px);
+    float *gram = malloc((size_t)n * n * sizeof(float));                  // (n, n) WᵀW
+    float *gram2 = untied ? malloc((size_t)n * n * sizeof(float)) : NULL; // (n, n) W₂W
+    float *norm = malloc((size_t)n * 2 * sizeof(float));                  // (n) norms, (n) D_i
+    if (!gram || !norm || (untied && !gram2)) {
+        free(gram); free(gram2); free(norm);
         return fail(err, errlen, path, "out of memory");
     }
+    float *dim = norm + n;
     tms_gram(item->W, m, n, gram);
-    tms_feature_geometry(item->W, m, n, norm, sup, NULL);
+    if (untied) gram_untied(item, gram2);
+    tms_feature_geometry(item->W, m, n, norm, NULL, dim);
 
-    // caption: label and loss, then what model this is
-    char line[512], fitted[512];
-    snprintf(line, sizeof line, "%s    loss %.4g", item->label ? item->label : "",
-             item->loss_mean_features);
-    int room = L.width - 2 * MARGIN;
-    int scale = text_width(line, 2) <= room ? 2 : 1;
-    fit_text(line, scale, room, fitted, sizeof fitted);
-    draw_text(&c, MARGIN, 10, fitted, scale, INK);
-    snprintf(line, sizeof line,
-             "loss: mean over batch and features.  n=%d m=%d, %s decoder, %s hidden, %s output, "
-             "%s, density %.4g", n, m, M->decoder == TMS_DECODER_UNTIED ? "untied" : "tied",
-             M->hidden_act == TMS_ACT_RELU ? "ReLU" : "linear",
-             M->output_act == TMS_ACT_RELU ? "ReLU" : "linear", M->bias ? "bias" : "no bias",
-             item->density);
-    fit_text(line, 1, room, fitted, sizeof fitted);
-    draw_text(&c, MARGIN, 30, fitted, 1, MUTED);
+    const char *why = NULL;
+    cairo_surface_t *surface = NULL;
+    cairo_t *cr = canvas(L.width, L.height, &surface, &why);
+    if (!cr) {
+        free(gram); free(gram2); free(norm);
+        return fail(err, errlen, path, why);
+    }
+    int rc = 0;
 
-    int title_y = CAPTION_H + 4;
-    int legend_y = L.map_y + L.map_size; // top of the legend band under the map and bars
+    // caption: label and loss; the model and the data
+    char line1[512], fitted[512], eq[256];
+    snprintf(line1, sizeof line1, "%s     loss %.4g  (mean over batch and features; sum over the %d features %.4g)",
+             item->label ? item->label : "", item->loss_mean_features, n, item->loss_mean_features * n);
+    fit(cr, FS_CAPTION, line1, L.caption.w, fitted, sizeof fitted);
+    text(cr, L.caption.x, L.caption.y + 2, FS_CAPTION, 0.0, 0.0, INK, fitted);
+    model_equation(M, eq, sizeof eq);
+    char imp[96] = "1";
+    if (item->importance && n > 1 && item->importance[0] != item->importance[n - 1])
+        snprintf(imp, sizeof imp, "%.3g \xE2\x80\xA6 %.3g", item->importance[0], item->importance[n - 1]);
+    else if (item->importance)
+        snprintf(imp, sizeof imp, "%.3g", item->importance[0]);
+    snprintf(line1, sizeof line1, "n = %d features, m = %d hidden dimensions;  %s;  density %.4g;  importance %s",
+             n, m, eq, item->density, imp);
+    fit(cr, FS_MODEL, line1, L.caption.w, fitted, sizeof fitted);
+    text(cr, L.caption.x, L.caption.y + 27, FS_MODEL, 0.0, 0.0, MUTED, fitted);
 
-    // arrows: W's column i is (W[0][i], W[1][i]); W2's row i is (W2[i][0], W2[i][1])
+    // arrows: W's column i is (W[0][i], W[1][i], ...); W2's row i is (W2[i][0], W2[i][1], ...)
     int labels = n <= 20;
+    const char *dims = m == 3 ? " (3-D view)" : "";
     if (L.arrow_panels >= 1) {
-        draw_text_centred(&c, L.arrow_x[0] + L.arrow_size / 2, title_y, "W columns", 2, INK);
-        panel_arrows(&c, L.arrow_x[0], L.arrow_y, L.arrow_size, item->W, n, 1, n, 3.0f, 13.0f, labels);
+        snprintf(line1, sizeof line1, "columns W\xE1\xB5\xA2 of W%s", dims);
+        panel_title(cr, &L, L.arrow[0].x, L.arrow[0].x + L.arrow[0].w, line1);
+        panel_arrows(cr, L.arrow[0], L.arrow_extent, m, item->W, n, 1, n, 3.0, 13.0, labels);
     }
     if (L.arrow_panels >= 2) {
-        draw_text_centred(&c, L.arrow_x[1] + L.arrow_size / 2, title_y, "W2 rows", 2, INK);
-        panel_arrows(&c, L.arrow_x[1], L.arrow_y, L.arrow_size, item->W2, n, 2, 1, 3.0f, 13.0f, labels);
+        snprintf(line1, sizeof line1, "rows of W\xE2\x82\x82%s", dims);
+        panel_title(cr, &L, L.arrow[1].x, L.arrow[1].x + L.arrow[1].w, line1);
+        panel_arrows(cr, L.arrow[1], L.arrow_extent, m, item->W2, n, m, 1, 3.0, 13.0, labels);
     }
 
-    // W^T W | b
-    int draw_strip = L.strip_w && item->b;
-    int map_end = draw_strip ? L.strip_x + L.strip_w : L.map_x + L.map_size;
-    draw_text_centred(&c, (L.map_x + map_end) / 2, title_y, draw_strip ? "W^T W | b" : "W^T W", 2, INK);
-    panel_heatmap(&c, L.map_x, L.map_y, L.map_size, L.map_size, gram, n, n);
-    if (draw_strip) panel_heatmap(&c, L.strip_x, L.map_y, L.strip_w, L.map_size, item->b, n, 1);
-    if (L.map_size < n) {
-        snprintf(line, sizeof line, "(%d x %d cells at %d px: each pixel shows the nearest cell)", n, n,
-                 L.map_size);
-        draw_text(&c, L.map_x, L.map_y + L.map_size + 24, line, 1, MUTED);
+    // WᵀW (and W₂W) with their colour bar
+    panel_title(cr, &L, L.map.x, L.map.x + L.map.w, "W\xE1\xB5\x80W");
+    rc |= panel_map(cr, L.map, gram, n, n, L.map_range);
+    feature_indices(cr, &L, &L.map, &L.row_labels, &L.col_labels);
+    if (untied) {
+        panel_title(cr, &L, L.map2.x, L.map2.x + L.map2.w, "W\xE2\x82\x82W  (input \xE2\x86\x92 output)");
+        rc |= panel_map(cr, L.map2, gram2, n, n, L.map_range);
+        tms_rect_t cols2 = L.col_labels;
+        cols2.x = L.map2.x;
+        feature_indices(cr, &L, &L.map2, NULL, &cols2);
     }
-    int sw = L.map_size < 160 ? L.map_size : 160, sx = L.map_x + (L.map_size - sw) / 2;
-    colour_scale(&c, sx, legend_y + 8, sw, 8, diverging, -1.0f, 1.0f);
-    draw_text(&c, sx - text_width("-1", 1) - 4, legend_y + 8, "-1", 1, MUTED);
-    draw_text(&c, sx + sw + 4, legend_y + 8, "+1", 1, MUTED);
+    colour_bar(cr, L.cbar, L.cbar_labels, L.map_range);
+    int below = L.map.y + L.map.h + 6;
+    int nonfinite = 0;
+    for (size_t e = 0; e < (size_t)n * n; e++) nonfinite |= !isfinite(gram[e]) || (untied && !isfinite(gram2[e]));
+    char note[160] = "";
+    if (L.map.w < n)
+        snprintf(note, sizeof note, "%d \xC3\x97 %d cells in %d px: each pixel shows the nearest cell", n, n, L.map.w);
+    if (nonfinite)
+        snprintf(note + strlen(note), sizeof note - strlen(note), "%sgrey: not finite", note[0] ? "; " : "");
+    text(cr, L.map.x, below, FS_INDEX, 0.0, 0.0, MUTED, note);
 
-    // ||W_i||, scale 0..1 unless some norm is larger
-    float top = 1.0f;
-    for (int i = 0; i < n; i++)
-        if (norm[i] > top && !isinf(norm[i])) top = ceilf(norm[i] * 2.0f) / 2.0f;
-    if (top > 8.0f) top = 8.0f;
-    draw_text_centred(&c, L.bars_x + L.bars_w / 2, title_y, "||W_i||", 2, INK);
-    panel_bars(&c, &L, norm, sup, n, top);
-    const char *cap = "colour: sqrt(superposition) 0";
-    int cw = text_width(cap, 1);
-    draw_text(&c, L.bars_x, legend_y + 26, cap, 1, MUTED);
-    colour_scale(&c, L.bars_x + cw + 4, legend_y + 26, 50, 8, superposition_sqrt_colour, 0.0f, 1.0f);
-    draw_text(&c, L.bars_x + cw + 58, legend_y + 26, "1", 1, MUTED);
+    if (L.bias.w && item->b) {
+        panel_title(cr, &L, L.bias.x, L.bias.x + L.bias.w, "bias b");
+        panel_bias(cr, &L, item->b);
+    }
+    panel_title(cr, &L, L.bars.x, L.bars.x + L.bars.w, "\xE2\x80\x96W\xE1\xB5\xA2\xE2\x80\x96");
+    panel_norms(cr, &L, norm, dim);
+    if (L.neurons.w) {
+        panel_title(cr, &L, L.neurons.x, L.neurons.x + L.neurons.w, "neurons: W\xE2\x82\x96\xE1\xB5\xA2 by feature i");
+        panel_neurons(cr, &L, item->W);
+    }
 
-    int rc = write_png_atomic(path, &c, err, errlen);
-    free(gram); free(norm); free(sup); free(c.px);
+    if (canvas_done(cr, surface, &why)) rc = fail(err, errlen, path, why);
+    else if (rc) rc = fail(err, errlen, path, "out of memory (cairo)");
+    else rc = write_png_atomic(path, surface, err, errlen);
+    cairo_surface_destroy(surface);
+    free(gram); free(gram2); free(norm);
     return rc;
 }
 
 // ----------------------------------------------------------------------------
 // the contact sheet
 
-static int draw_thumb(canvas_t *c, int x0, int y0, const tms_render_item_t *it) {
+static int draw_thumb(cairo_t *cr, int x0, int y0, const tms_render_item_t *it, float range) {
     const tms_model_t *M = it->model;
-    int n = M->n, m = M->m;
-    int px = x0 + (TMS_THUMB_W - THUMB_PLOT) / 2, py = y0 + THUMB_PAD;
-    if (m == 2) {
-        panel_arrows(c, px, py, THUMB_PLOT, it->W, n, 1, n, 2.0f, 8.0f, 0);
+    const int n = M->n, m = M->m;
+    tms_rect_t plot = {x0 + (TMS_THUMB_W - THUMB_PLOT) / 2, y0 + THUMB_PAD, THUMB_PLOT, THUMB_PLOT};
+    if (m == 2 || m == 3) {
+        panel_arrows(cr, plot, arrow_extent(it), m, it->W, n, 1, n, 2.0, 8.0, n <= 10);
     } else {
         float *gram = malloc((size_t)n * n * sizeof(float)); // (n, n)
         if (!gram) return 1;
         tms_gram(it->W, m, n, gram);
-        int cell = THUMB_PLOT / n, side = cell >= 2 ? cell * n : THUMB_PLOT;
-        int off = (THUMB_PLOT - side) / 2;
-        panel_heatmap(c, px + off, py + off, side, side, gram, n, n);
+        int cell = THUMB_PLOT / n, side = cell >= 2 ? cell * n : THUMB_PLOT, off = (THUMB_PLOT - side) / 2;
+        tms_rect_t r = {plot.x + off, plot.y + off, side, side};
+        int rc = panel_map(cr, r, gram, n, n, range);
         free(gram);
+        if (rc) return 1;
     }
-    char line[256], fitted[256];
-    fit_text(it->label ? it->label : "", 1, TMS_THUMB_W - 8, fitted, sizeof fitted);
-    draw_text(c, x0 + 4, py + THUMB_PLOT + 5, fitted, 1, INK);
-    snprintf(line, sizeof line, "p=%.4g  loss %.4g", it->density, it->loss_mean_features);
-    fit_text(line, 1, TMS_THUMB_W - 8, fitted, sizeof fitted);
-    draw_text(c, x0 + 4, py + THUMB_PLOT + 17, fitted, 1, MUTED);
+    char line1[256], fitted[256];
+    fit(cr, FS_INDEX + 1, it->label, TMS_THUMB_W - 8, fitted, sizeof fitted);
+    text(cr, x0 + 4, plot.y + THUMB_PLOT + 6, FS_INDEX + 1, 0.0, 0.0, INK, fitted);
+    snprintf(line1, sizeof line1, "loss %.4g (mean over features)", it->loss_mean_features);
+    fit(cr, FS_INDEX, line1, TMS_THUMB_W - 8, fitted, sizeof fitted);
+    text(cr, x0 + 4, plot.y + THUMB_PLOT + 22, FS_INDEX, 0.0, 0.0, MUTED, fitted);
     // separators on the right and bottom edges of the cell
-    fill_rect(c, x0 + TMS_THUMB_W - 1, y0, x0 + TMS_THUMB_W, y0 + TMS_THUMB_H, AXIS);
-    fill_rect(c, x0, y0 + TMS_THUMB_H - 1, x0 + TMS_THUMB_W, y0 + TMS_THUMB_H, AXIS);
+    fill_rect(cr, x0 + TMS_THUMB_W - 1, y0, 1, TMS_THUMB_H, GRID);
+    fill_rect(cr, x0, y0 + TMS_THUMB_H - 1, TMS_THUMB_W, 1, GRID);
     return 0;
 }
 
-int tms_render_contact_sheet(const char *path, const tms_render_item_t *items, int count,
+int tms_render_contact_sheet(const char *path, const tms_render_item_t *items, int count, const char *title,
                              char *err, size_t errlen) {
     if (count <= 0 || !items) return fail(err, errlen, path, "no items to draw");
+    if (count > TMS_SHEET_MAX) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "%d items, more than the %d a sheet holds", count, TMS_SHEET_MAX);
+        return fail(err, errlen, path, reason);
+    }
     for (int k = 0; k < count; k++) {
         const char *bad = check_item(&items[k]);
         if (bad) {
@@ -623,17 +1003,48 @@ int tms_render_contact_sheet(const char *path, const tms_render_item_t *items, i
             return fail(err, errlen, path, reason);
         }
     }
+    // one range for every map thumbnail
+    float range = 1.0f;
+    int maps = 0;
+    for (int k = 0; k < count; k++) {
+        if (items[k].model->m == 2 || items[k].model->m == 3) continue;
+        tms_render_layout_t L;
+        tms_render_layout(&items[k], &L);
+        if (L.map_range > range) range = L.map_range;
+        maps = 1;
+    }
     int w, h, cols = sheet_cols(count);
     tms_render_contact_sheet_size(count, &w, &h);
-    canvas_t c = {0};
-    if (canvas_init(&c, w, h)) return fail(err, errlen, path, "out of memory");
-    for (int k = 0; k < count; k++) {
-        if (draw_thumb(&c, (k % cols) * TMS_THUMB_W, (k / cols) * TMS_THUMB_H, &items[k])) {
-            free(c.px);
-            return fail(err, errlen, path, "out of memory");
-        }
+    const char *why = NULL;
+    cairo_surface_t *surface = NULL;
+    cairo_t *cr = canvas(w, h, &surface, &why);
+    if (!cr) return fail(err, errlen, path, why);
+    char head[512], fitted[512];
+    int arrows = 0;
+    for (int k = 0; k < count; k++) arrows |= items[k].model->m == 2 || items[k].model->m == 3;
+    snprintf(head, sizeof head, "%s%s%s", title ? title : "", title && *title ? ":  " : "",
+             !maps ? "columns W\xE1\xB5\xA2 of W" : arrows ? "columns W\xE1\xB5\xA2 of W (m \xE2\x89\xA4 3), W\xE1\xB5\x80W (m > 3)" : "W\xE1\xB5\x80W");
+    int bar_w = maps ? 220 : 0;
+    fit(cr, FS_TITLE, head, w - 24 - bar_w, fitted, sizeof fitted);
+    text(cr, 10, 12, FS_TITLE, 0.0, 0.0, INK, fitted);
+    if (maps) {
+        // the shared colour bar, horizontal: -R at the left, +R at the right
+        tms_rect_t r = {w - bar_w - 10 + 40, 10, bar_w - 80, 10};
+        for (int x = 0; x < r.w; x++) fill_rect(cr, r.x + x, r.y, 1, r.h, diverging(2.0f * (x + 0.5f) / r.w - 1.0f));
+        frame_rect(cr, r, FRAME);
+        char s[32];
+        number(s, sizeof s, -range);
+        text(cr, r.x - 4, r.y + r.h / 2.0, FS_TICK, 1.0, 0.5, MUTED, s);
+        number(s, sizeof s, range);
+        text(cr, r.x + r.w + 4, r.y + r.h / 2.0, FS_TICK, 0.0, 0.5, MUTED, s);
     }
-    int rc = write_png_atomic(path, &c, err, errlen);
-    free(c.px);
+    fill_rect(cr, 0, TMS_SHEET_HEAD_H - 1, w, 1, GRID);
+    int rc = 0, left = (w - cols * TMS_THUMB_W) / 2;
+    for (int k = 0; k < count && !rc; k++)
+        rc = draw_thumb(cr, left + (k % cols) * TMS_THUMB_W, TMS_SHEET_HEAD_H + (k / cols) * TMS_THUMB_H, &items[k], range);
+    if (canvas_done(cr, surface, &why)) rc = fail(err, errlen, path, why);
+    else if (rc) rc = fail(err, errlen, path, "out of memory");
+    else rc = write_png_atomic(path, surface, err, errlen);
+    cairo_surface_destroy(surface);
     return rc;
 }

@@ -250,9 +250,12 @@ static int run_setup(run_t *r, int k, int n) {
         // would then outgrow its limit
         if (r->cpu_backend_follows)
             need += (double)tms_cpu_backend_bytes(&r->P, &r->L, r->threads < count ? r->threads : count);
-        // drawing an image holds W^T W (n, n) per thread
-        if ((r->spec.images || r->spec.contact_sheet) && count > 0 && r->spec.max_images > 0)
-            need += (double)(r->threads > 0 ? r->threads : 1) * nf * (double)nf * sizeof(float);
+        // drawing: each thread's instance picture (its surfaces, W^T W, ...), then the sheet
+        if ((r->spec.images || r->spec.contact_sheet) && count > 0 && r->spec.max_images > 0) {
+            double pictures = r->spec.images ? (r->threads > 0 ? r->threads : 1) * tms_render_instance_bytes(&r->P.model) : 0.0;
+            double sheet = r->spec.contact_sheet ? tms_render_contact_sheet_bytes(&r->P.model, r->spec.max_images) : 0.0;
+            need += pictures > sheet ? pictures : sheet;
+        }
         size_t avail = tms_memory_available(&limit);
         if (need > (double)avail) {
             char a[32], b[32];
@@ -696,7 +699,7 @@ out0:
 static tms_render_item_t render_item(const run_t *r, int i, char *label, size_t labellen) {
     tms_view_t v = tms_view(&r->L, r->params, i);
     const tms_instance_t *in = &r->P.inst[i];
-    snprintf(label, labellen, "#%d p=%.3g seed %llu rep %d%s", r->first_instance + i, in->density,
+    snprintf(label, labellen, "#%d  density %.3g  seed %llu  rep %d%s", r->first_instance + i, in->density,
              (unsigned long long)in->seed, in->replicate, in->diverged_step ? " DIVERGED" : "");
     tms_render_item_t item = {&r->P.model, v.W, v.W2, v.b, r->P.importance + (size_t)i * r->P.model.n,
                               in->density, r->eval_loss[i], label};
@@ -740,7 +743,7 @@ static int write_images(run_t *r, const char *dir) {
         for (int i = 0; i < r->P.instances && count < limit; i++)
             if (s->seeds == 1 || best[i]) { items[count] = render_item(r, i, labels[count], sizeof(labels[count])); count++; }
         int rc = tms_join(path, sizeof(path), dir, "contact_sheet.png") ? -1
-                 : tms_render_contact_sheet(path, items, count, r->err, sizeof(r->err));
+                 : tms_render_contact_sheet(path, items, count, s->name, r->err, sizeof(r->err));
         free(best); free(items); free(labels);
         if (rc) return -1;
     }

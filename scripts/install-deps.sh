@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-deps.sh [--tests]: install what tms needs from Debian's packages, only
-# what is missing. With --tests, also what the tests need: numpy for the output
+# what is missing (cairo and the DejaVu font file draw the PNG pictures). With --tests, also what the tests need: numpy for the output
 # checks, matplotlib + pandas for the figure pipeline (test_plots.sh; the same packages
 # plots/install-deps.sh installs for experiments/figures.sh),
 # slurm-wlm + munge for the slurm test (which starts its own daemons
@@ -13,7 +13,8 @@
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
-need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev libopenblas-dev libopenblas0-pthread)
+need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev libopenblas-dev libopenblas0-pthread
+      libcairo2-dev fonts-dejavu-core)
 [ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
                                    libboost-context-dev clang libclang-rt-14-dev libomp-14-dev
                                    chromium chromium-driver)

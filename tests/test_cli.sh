@@ -117,8 +117,9 @@ imgs = sorted(os.listdir(f"{d}/images"))
 assert imgs == ["instance_00000.png", "instance_00001.png", "instance_00002.png"], imgs
 w, h = png_size(f"{d}/images/instance_00000.png")
 assert w > 600 and h > 300, (w, h)
-# contact sheet: best replicate of each of the 2 grid points: 2 columns of 200 x 220 thumbnails
-assert png_size(f"{d}/contact_sheet.png") == (400, 220), png_size(f"{d}/contact_sheet.png")
+# contact sheet: best replicate of each of the 2 grid points: a 44 px header over 2 columns of
+# 200 x 236 thumbnails, at least 640 px wide
+assert png_size(f"{d}/contact_sheet.png") == (640, 280), png_size(f"{d}/contact_sheet.png")
 print("numpy checks passed")
 PY
 
@@ -159,6 +160,10 @@ rm run1/images/instance_00001.png run1/contact_sheet.png
 cmp -s before.png run1/images/instance_00001.png || fail "render did not redraw the same image"
 [ -f run1/contact_sheet.png ] || fail "render did not redraw the contact sheet"
 "$tms" render nowhere 2>/dev/null; [ $? -eq 2 ] || fail "render of a missing run must exit 2"
+# without its font file the renderer says which file and which package (exit 1)
+TMS_FONT=/nonexistent/DejaVuSans.ttf "$tms" render run1 2> err_font.txt; rc=$?
+[ $rc -eq 1 ] && grep -qF /nonexistent/DejaVuSans.ttf err_font.txt && grep -qF fonts-dejavu-core err_font.txt \
+    || fail "render without the font: rc $rc, $(cat err_font.txt)"
 
 # an existing run directory is refused, and replaced only with --force
 "$tms" train good.json --out run1 --backend "$backend" --quiet 2> err_exists.txt; rc=$?

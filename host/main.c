@@ -1,7 +1,7 @@
 // main.c: the tms command line.
 //   tms train SPEC --out RUNDIR [options]    train a spec, write a run directory
 //   tms train --resume RUNDIR [options]     continue a stopped run
-//   tms render RUNDIR                        redraw a run's images from its weights
+//   tms render RUNDIR [--instances ...]      redraw a run's images from its weights
 //   tms merge OUT RUNDIR...                  merge the shards of one sweep
 //   tms --version | --help
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "render.h"
 #include "run.h"
 #include "tms.h"
 #include "cuda_path.h"
@@ -20,7 +21,7 @@ static void usage_main(FILE *f) {
             "usage:\n"
             "  tms train SPEC.json --out RUNDIR [options]   train, write RUNDIR\n"
             "  tms train --resume RUNDIR [options]          continue a run stopped by a signal or a crash\n"
-            "  tms render RUNDIR                            redraw RUNDIR's images from its weights\n"
+            "  tms render RUNDIR [--instances LIST|best|all] redraw RUNDIR's images from its weights\n"
             "  tms merge OUT RUNDIR...                      merge the shard run directories of one sweep\n"
             "  tms --version\n"
             "\n"
@@ -61,12 +62,24 @@ static void usage_train(FILE *f) {
 
 static void usage_render(FILE *f) {
     fprintf(f,
-            "usage: tms render RUNDIR [--threads N]\n"
+            "usage: tms render RUNDIR [--instances LIST|best|all] [--threads N]\n"
             "\n"
-            "Draws RUNDIR/images/*.png (the first output.max_images instances) and\n"
-            "RUNDIR/contact_sheet.png from RUNDIR's saved weights, also for a run trained with\n"
-            "output.images or output.contact_sheet false. Captions' losses are read from\n"
-            "eval_loss.npy, so they equal instances.csv.\n");
+            "Draws RUNDIR/images/instance_NNNNN.png and RUNDIR/contact_sheet.png from RUNDIR's saved\n"
+            "weights (no training), also for a run trained with output.images or output.contact_sheet\n"
+            "false. Captions' losses are read from eval_loss.npy, so they equal instances.csv.\n"
+            "\n"
+            "options:\n"
+            "  --instances WHICH  the instances to draw (default: the best replicate of every grid\n"
+            "                     point, at most output.max_images of them spread evenly over the grid,\n"
+            "                     as training draws):\n"
+            "                       best  the best replicate of every grid point, all of them\n"
+            "                       all   every instance\n"
+            "                       LIST  instance numbers and ranges, e.g. 0,5,10-20 (instances.csv's\n"
+            "                             'instance'), each once\n"
+            "                     The contact sheet shows the same instances (at most %d, spread evenly);\n"
+            "                     other images already in RUNDIR/images/ stay\n"
+            "  --threads N        CPU threads (default: all cores, or OMP_NUM_THREADS)\n"
+            "  -h, --help         this text\n", TMS_SHEET_MAX);
 }
 
 static void usage_merge(FILE *f) {
@@ -266,12 +279,20 @@ out:
 }
 
 static int cmd_render(int argc, char **argv) {
-    const char *dir = NULL;
-    int threads = 0;
+    const char *dir = NULL, *instances = NULL;
+    int threads = 0, seen_threads = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage_render(stdout); return TMS_EXIT_OK; }
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+        if ((!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--instances")) && i + 1 >= argc) {
+            fprintf(stderr, "tms render: %s needs a value (see tms render --help)\n", argv[i]);
+            return TMS_EXIT_USAGE;
+        }
+        if (!strcmp(argv[i], "--threads")) {
+            if (seen_threads++) { fprintf(stderr, "tms render: --threads given twice; expected it at most once\n"); return TMS_EXIT_USAGE; }
             if (parse_threads(argv[++i], &threads)) return TMS_EXIT_USAGE;
+        } else if (!strcmp(argv[i], "--instances")) {
+            if (instances) { fprintf(stderr, "tms render: --instances given twice; expected it at most once\n"); return TMS_EXIT_USAGE; }
+            instances = argv[++i];
         } else if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "tms render: unexpected argument: %s (see tms render --help)\n", argv[i]);
             return TMS_EXIT_USAGE;
@@ -280,7 +301,7 @@ static int cmd_render(int argc, char **argv) {
         }
     }
     if (!dir) { usage_render(stderr); return TMS_EXIT_USAGE; }
-    return tms_cmd_render(dir, threads);
+    return tms_cmd_render(dir, threads, instances);
 }
 
 static int cmd_merge(int argc, char **argv) {

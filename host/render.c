@@ -975,12 +975,30 @@ static int draw_thumb(cairo_t *cr, int x0, int y0, const tms_render_item_t *it, 
         free(gram);
         if (rc) return 1;
     }
+    // the label on up to two lines (broken at a space), then the loss
     char line1[256], fitted[256];
-    fit(cr, FS_INDEX + 1, it->label, TMS_THUMB_W - 8, fitted, sizeof fitted);
-    text(cr, x0 + 4, plot.y + THUMB_PLOT + 6, FS_INDEX + 1, 0.0, 0.0, INK, fitted);
+    const double room = TMS_THUMB_W - 8;
+    snprintf(line1, sizeof line1, "%s", it->label ? it->label : "");
+    const char *rest = NULL;
+    if (text_width(cr, FS_INDEX + 1, line1) > room) {
+        for (size_t k = strlen(line1); k > 0; k--) {
+            if (line1[k] != ' ') continue;
+            line1[k] = 0;
+            if (text_width(cr, FS_INDEX + 1, line1) <= room) { rest = it->label + k + 1; break; }
+        }
+        if (!rest) snprintf(line1, sizeof line1, "%s", it->label);
+    }
+    double ty = plot.y + THUMB_PLOT + 6;
+    fit(cr, FS_INDEX + 1, line1, room, fitted, sizeof fitted);
+    text(cr, x0 + 4, ty, FS_INDEX + 1, 0.0, 0.0, INK, fitted);
+    if (rest) {
+        while (*rest == ' ') rest++;
+        fit(cr, FS_INDEX + 1, rest, room, fitted, sizeof fitted);
+        text(cr, x0 + 4, ty + 14, FS_INDEX + 1, 0.0, 0.0, INK, fitted);
+    }
     snprintf(line1, sizeof line1, "loss %.4g (mean over features)", it->loss_mean_features);
-    fit(cr, FS_INDEX, line1, TMS_THUMB_W - 8, fitted, sizeof fitted);
-    text(cr, x0 + 4, plot.y + THUMB_PLOT + 22, FS_INDEX, 0.0, 0.0, MUTED, fitted);
+    fit(cr, FS_INDEX, line1, room, fitted, sizeof fitted);
+    text(cr, x0 + 4, ty + 30, FS_INDEX, 0.0, 0.0, MUTED, fitted);
     // separators on the right and bottom edges of the cell
     fill_rect(cr, x0 + TMS_THUMB_W - 1, y0, 1, TMS_THUMB_H, GRID);
     fill_rect(cr, x0, y0 + TMS_THUMB_H - 1, TMS_THUMB_W, 1, GRID);

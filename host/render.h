@@ -29,7 +29,7 @@
 // tms_render_contact_sheet writes a header (title, and the shared colour bar when the
 // thumbnails are maps) over a grid of TMS_THUMB_W x TMS_THUMB_H thumbnails, one per item:
 // the arrows when m is 2 or 3, else WᵀW on one range for all thumbnails; under each its label
-// and its loss. Columns = ceil(sqrt(count)) capped at 16; at most TMS_SHEET_MAX items.
+// (on two lines when long) and its loss. Columns = ceil(sqrt(count)) capped at 16; at most TMS_SHEET_MAX items.
 //
 // Where everything is drawn is given by tms_render_layout (sizes depend on the model only;
 // ranges on the data), so callers and tests can check an image without guessing.
@@ -71,7 +71,7 @@ typedef struct { int x, y, w, h; } tms_rect_t;   // pixels [x, x + w) x [y, y + 
 
 #define TMS_ARROW_PANEL 320     // side of an arrow panel, px
 #define TMS_THUMB_W 200         // contact sheet cell
-#define TMS_THUMB_H 236
+#define TMS_THUMB_H 244
 #define TMS_SHEET_MAX_COLS 16
 #define TMS_SHEET_MAX 256       // thumbnails on one contact sheet
 #define TMS_SHEET_HEAD_H 44     // the contact sheet's header band

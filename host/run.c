@@ -699,28 +699,148 @@ out0:
 static tms_render_item_t render_item(const run_t *r, int i, char *label, size_t labellen) {
     tms_view_t v = tms_view(&r->L, r->params, i);
     const tms_instance_t *in = &r->P.inst[i];
-    snprintf(label, labellen, "#%d  density %.3g  seed %llu  rep %d%s", r->first_instance + i, in->density,
-             (unsigned long long)in->seed, in->replicate, in->diverged_step ? " DIVERGED" : "");
+    // the grid's axes that vary, with the spec's names
+    char lr[32] = "", wd[32] = "", imp[32] = "";
+    if (r->spec.n_lr > 1) snprintf(lr, sizeof(lr), "  lr %.3g", in->lr);
+    if (r->spec.n_weight_decay > 1) snprintf(wd, sizeof(wd), "  weight_decay %.3g", in->weight_decay);
+    if (r->spec.n_importance > 1) snprintf(imp, sizeof(imp), "  importance #%d", in->importance_index);
+    snprintf(label, labellen, "#%d  density %.3g%s%s%s  seed %llu  rep %d%s", r->first_instance + i, in->density, lr,
+             wd, imp, (unsigned long long)in->seed, in->replicate, in->diverged_step ? "  DIVERGED" : "");
     tms_render_item_t item = {&r->P.model, v.W, v.W2, v.b, r->P.importance + (size_t)i * r->P.model.n,
                               in->density, r->eval_loss[i], label};
     return item;
 }
 
-// Images: one per instance (the first max_images), and a contact sheet of at most
-// max_images instances (the best replicate of each grid point when seeds > 1).
-static int write_images(run_t *r, const char *dir) {
+// ----------------------------------------------------------------------------
+// which instances get pictures
+
+// k of `total` spread evenly over them, first and last included: the (k' * (total - 1) /
+// (k - 1))-th for k' = 0 .. k - 1 (strictly increasing when k <= total).
+static long spread_pick(long kk, long k, long total) { return k > 1 ? kk * (total - 1) / (k - 1) : 0; }
+
+// The best replicate of every grid point (every instance when seeds == 1); when there are
+// more than cap (cap < 0: no cap), cap of them spread evenly over the grid, so a sweep whose
+// slowest axis is density gets pictures at every density. *sel (local indices, ascending)
+// is the caller's to free. -1 on out of memory.
+static int select_best(run_t *r, long cap, int **sel, int *count) {
+    const int I = r->P.instances;
+    int *best = malloc((size_t)(I ? I : 1) * sizeof(int));
+    if (!best) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    best_replicates(r, best);
+    long points = 0;
+    for (int i = 0; i < I; i++) points += best[i];
+    long take = cap >= 0 && cap < points ? cap : points;
+    *sel = malloc((size_t)(take ? take : 1) * sizeof(int));
+    if (!*sel) { free(best); snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    long g = 0, k = 0;
+    for (int i = 0; i < I && k < take; i++)
+        if (best[i]) {
+            if (g == spread_pick(k, take, points)) (*sel)[k++] = i;
+            g++;
+        }
+    *count = (int)k;
+    free(best);
+    return 0;
+}
+
+// --instances LIST: comma-separated instance numbers and ranges A-B (the grid's indices, as
+// in instances.csv), each listed once, within the run's instances. Returns 0, or -2 with
+// the message in r->err (bad input).
+static int parse_instance_list(run_t *r, const char *list, int **sel, int *count) {
+    const long lo = r->first_instance, hi = (long)r->first_instance + r->P.instances - 1;
+    char *mark = calloc((size_t)(r->P.instances ? r->P.instances : 1), 1);
+    if (!mark) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    const char *p = list;
+    int rc = 0;
+    if (!*p) rc = -2;
+    while (*p && !rc) {
+        long a, b;
+        char *end;
+        const char *item = p;
+        if (!(*p >= '0' && *p <= '9')) { rc = -2; break; }
+        errno = 0;
+        a = strtol(p, &end, 10);
+        if (errno == ERANGE) a = LONG_MAX;
+        b = a;
+        p = end;
+        if (*p == '-') {
+            p++;
+            if (!(*p >= '0' && *p <= '9')) { rc = -2; break; }
+            errno = 0;
+            b = strtol(p, &end, 10);
+            if (errno == ERANGE) b = LONG_MAX;
+            p = end;
+        }
+        if (*p && *p != ',') { rc = -2; break; }
+        int item_len = (int)(p - item);
+        if (*p == ',') {
+            p++;
+            if (!*p) { rc = -2; break; } // a trailing comma
+        }
+        if (b < a) {
+            snprintf(r->err, sizeof(r->err), "--instances %s: the range %.*s is empty (its end is before its start)",
+                     list, item_len, item);
+            rc = -3;
+            break;
+        }
+        if (a < lo || b > hi) {
+            snprintf(r->err, sizeof(r->err), "--instances %s: %.*s is outside the run's instances %ld-%ld", list,
+                     item_len, item, lo, hi);
+            rc = -3;
+            break;
+        }
+        for (long i = a; i <= b && !rc; i++) {
+            if (mark[i - lo]) {
+                snprintf(r->err, sizeof(r->err), "--instances %s: instance %ld is listed twice", list, i);
+                rc = -3;
+            }
+            mark[i - lo] = 1;
+        }
+    }
+    if (rc == -2)
+        snprintf(r->err, sizeof(r->err), "--instances '%s': expected instance numbers and ranges separated by "
+                 "commas (e.g. 0,5,10-20), best or all", list);
+    if (rc) { free(mark); return -2; }
+    int k = 0;
+    for (int i = 0; i < r->P.instances; i++) k += mark[i];
+    *sel = malloc((size_t)(k ? k : 1) * sizeof(int));
+    if (!*sel) { free(mark); snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+    *count = 0;
+    for (int i = 0; i < r->P.instances; i++)
+        if (mark[i]) (*sel)[(*count)++] = i;
+    free(mark);
+    return 0;
+}
+
+// A selection by name: NULL (the default: select_best capped at output.max_images), "best"
+// (every grid point's best replicate), "all", or a list. 0, -1 (out of memory), -2 (bad list).
+static int select_instances(run_t *r, const char *how, int **sel, int *count) {
+    if (!how) return select_best(r, r->spec.max_images, sel, count);
+    if (!strcmp(how, "best")) return select_best(r, -1, sel, count);
+    if (!strcmp(how, "all")) {
+        *sel = malloc((size_t)(r->P.instances ? r->P.instances : 1) * sizeof(int));
+        if (!*sel) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
+        for (int i = 0; i < r->P.instances; i++) (*sel)[i] = i;
+        *count = r->P.instances;
+        return 0;
+    }
+    return parse_instance_list(r, how, sel, count);
+}
+
+// Images of the selected instances (sel: local indices, ascending), and a contact sheet of
+// them (at most TMS_SHEET_MAX, spread evenly over the selection). *on_sheet: how many.
+static int write_images(run_t *r, const char *dir, const int *sel, int count, int *on_sheet) {
     const tms_spec_t *s = &r->spec;
-    if (!s->images && !s->contact_sheet) return 0;
     char imgdir[4096], path[4096];
-    int limit = s->max_images < r->P.instances ? s->max_images : r->P.instances;
-    if (s->images && limit > 0) {
+    if (on_sheet) *on_sheet = 0;
+    if (s->images && count > 0) {
         if (tms_join(imgdir, sizeof(imgdir), dir, "images") || tms_mkdirs(imgdir, r->err, sizeof(r->err))) return -1;
         int failed = 0;
         #pragma omp parallel for schedule(dynamic, 1) num_threads(r->threads) reduction(|:failed)
-        for (int i = 0; i < limit; i++) {
-            char label[96], err[512], ipath[4096], iname[64];
-            tms_render_item_t item = render_item(r, i, label, sizeof(label));
-            snprintf(iname, sizeof(iname), "instance_%05d.png", r->first_instance + i);
+        for (int k = 0; k < count; k++) {
+            char label[128], err[512], ipath[4096], iname[64];
+            tms_render_item_t item = render_item(r, sel[k], label, sizeof(label));
+            snprintf(iname, sizeof(iname), "instance_%05d.png", r->first_instance + sel[k]);
             if (tms_join(ipath, sizeof(ipath), imgdir, iname) || tms_render_instance(ipath, &item, err, sizeof(err))) {
                 #pragma omp critical
                 snprintf(r->err, sizeof(r->err), "%s", err);
@@ -729,31 +849,43 @@ static int write_images(run_t *r, const char *dir) {
         }
         if (failed) return -1;
     }
-    if (s->contact_sheet && limit > 0) {
-        int *best = malloc((size_t)r->P.instances * sizeof(int));
-        tms_render_item_t *items = malloc((size_t)limit * sizeof(*items));
-        char (*labels)[96] = malloc((size_t)limit * sizeof(*labels));
-        if (!best || !items || !labels) {
-            free(best); free(items); free(labels);
+    if (s->contact_sheet && count > 0) {
+        int take = count < TMS_SHEET_MAX ? count : TMS_SHEET_MAX;
+        tms_render_item_t *items = malloc((size_t)take * sizeof(*items));
+        char (*labels)[128] = malloc((size_t)take * sizeof(*labels));
+        if (!items || !labels) {
+            free(items); free(labels);
             snprintf(r->err, sizeof(r->err), "out of memory");
             return -1;
         }
-        best_replicates(r, best);
-        int count = 0;
-        for (int i = 0; i < r->P.instances && count < limit; i++)
-            if (s->seeds == 1 || best[i]) { items[count] = render_item(r, i, labels[count], sizeof(labels[count])); count++; }
+        for (int k = 0; k < take; k++)
+            items[k] = render_item(r, sel[spread_pick(k, take, count)], labels[k], sizeof(labels[k]));
+        char title[256];
+        if (take < count) snprintf(title, sizeof(title), "%s (%d of %d pictured instances)", s->name, take, count);
+        else snprintf(title, sizeof(title), "%s", s->name);
         int rc = tms_join(path, sizeof(path), dir, "contact_sheet.png") ? -1
-                 : tms_render_contact_sheet(path, items, count, s->name, r->err, sizeof(r->err));
-        free(best); free(items); free(labels);
+                 : tms_render_contact_sheet(path, items, take, title, r->err, sizeof(r->err));
+        free(items); free(labels);
         if (rc) return -1;
+        if (on_sheet) *on_sheet = take;
     }
     return 0;
+}
+
+// the pictures a training run draws: the default selection
+static int write_default_images(run_t *r, const char *dir) {
+    if (!r->spec.images && !r->spec.contact_sheet) return 0;
+    int *sel = NULL, count = 0;
+    if (select_instances(r, NULL, &sel, &count)) return -1;
+    int rc = write_images(r, dir, sel, count, NULL);
+    free(sel);
+    return rc;
 }
 
 static int write_outputs(run_t *r, const char *dir) {
     if (state_io(r, dir, 0, r->P.instances, STATE_FINAL, 1, NULL)) return -1;
     if (write_tables(r, dir)) return -1;
-    if (write_images(r, dir)) return -1;
+    if (write_default_images(r, dir)) return -1;
     return 0;
 }
 
@@ -1319,10 +1451,10 @@ int tms_cmd_train(const tms_train_opts_t *o) {
 // ----------------------------------------------------------------------------
 // render: redraw images and the contact sheet from a run directory
 
-int tms_cmd_render(const char *dir, int threads) {
+int tms_cmd_render(const char *dir, int threads, const char *instances) {
     run_t *r = run_new();
     if (!r) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
-    int code = TMS_EXIT_RUNTIME, rc;
+    int code = TMS_EXIT_RUNTIME, rc, *sel = NULL, count = 0;
     r->threads = threads > 0 ? threads : omp_get_max_threads();
     cJSON *m = NULL;
     if (!tms_path_exists(dir)) {
@@ -1338,28 +1470,44 @@ int tms_cmd_render(const char *dir, int threads) {
                 manifest_string(m, "status"));
         code = TMS_EXIT_USAGE;
     } else if ((rc = run_from_manifest(r, m, dir)) ||
-               (rc = state_io(r, dir, 0, r->P.instances, STATE_FINAL, 0, cJSON_GetObjectItemCaseSensitive(m, "files")))) {
+               (rc = state_io(r, dir, 0, r->P.instances, STATE_FINAL, 0, cJSON_GetObjectItemCaseSensitive(m, "files"))) ||
+               (rc = select_instances(r, instances, &sel, &count))) {
         fprintf(stderr, "tms: %s\n", r->err);
         code = rc == -2 ? TMS_EXIT_USAGE : TMS_EXIT_RUNTIME;
     } else {
         // render draws what it is asked for: the instance images and the contact sheet, even
         // when training skipped them (output.images / output.contact_sheet false only spare
-        // the training run the time); output.max_images still caps both
+        // the training run the time); without --instances, output.max_images caps the default
+        // selection as in training
         r->spec.images = r->spec.contact_sheet = 1;
-        int drawn = r->spec.max_images < r->P.instances ? r->spec.max_images : r->P.instances;
-        if (write_images(r, dir)) {
+        const char *limit;
+        int busy = r->threads < count ? r->threads : count;
+        double pictures = busy * tms_render_instance_bytes(&r->P.model);
+        double sheet = tms_render_contact_sheet_bytes(&r->P.model, count);
+        double need = pictures > sheet ? pictures : sheet;
+        size_t avail = tms_memory_available(&limit);
+        int on_sheet = 0;
+        if (count > 0 && need > (double)avail) {
+            char a[32], b[32];
+            tms_format_bytes(a, sizeof(a), need);
+            tms_format_bytes(b, sizeof(b), (double)avail);
+            fprintf(stderr, "tms: not enough memory: drawing pictures of n=%d on %d threads needs %s but %s leaves %s; "
+                    "use fewer --threads\n", r->P.model.n, busy, a, limit, b);
+            code = TMS_EXIT_RUNTIME;
+        } else if (write_images(r, dir, sel, count, &on_sheet)) {
             fprintf(stderr, "tms: %s\n", r->err);
             code = TMS_EXIT_RUNTIME;
         } else {
-            if (drawn > 0)
-                fprintf(stderr, "tms: drew %d instance image%s (%s/images/) and %s/contact_sheet.png\n", drawn,
-                        drawn == 1 ? "" : "s", dir, dir);
+            if (count > 0)
+                fprintf(stderr, "tms: drew %d instance image%s (%s/images/) and %s/contact_sheet.png (%d of them)\n",
+                        count, count == 1 ? "" : "s", dir, dir, on_sheet);
             else
                 fprintf(stderr, "tms: drew nothing: %s\n", r->P.instances == 0 ? "the run has no instances"
                                                                      : "its output.max_images is 0");
             code = TMS_EXIT_OK;
         }
     }
+    free(sel);
     cJSON_Delete(m);
     unlock_out(r, code == TMS_EXIT_USAGE);
     run_free(r);

@@ -22,7 +22,10 @@ typedef struct {
 
 // Each returns the process exit code (TMS_EXIT_*), having printed any error.
 int tms_cmd_train(const tms_train_opts_t *o);
-int tms_cmd_render(const char *run_dir, int threads);
+// instances: NULL (the default selection: the best replicate of every grid point, at most
+// output.max_images of them spread over the grid), "best" (all of those), "all", or a list
+// "0,5,10-20" of the run's instance numbers (checked against the run: exit 2 when bad).
+int tms_cmd_render(const char *run_dir, int threads, const char *instances);
 int tms_cmd_merge(const char *out_dir, char *const *shard_dirs, int n_shards, int force, int threads);
 
 // The grid-point-aligned slice k of n: instances [*first, *first + *count) of a grid of

@@ -113,13 +113,15 @@ def png_size(path):
     assert head[:8] == b"\x89PNG\r\n\x1a\n", path
     return struct.unpack(">II", head[16:24])
 import os
+# images: the best replicate of each of the 2 grid points (max_images 3 does not bind)
 imgs = sorted(os.listdir(f"{d}/images"))
-assert imgs == ["instance_00000.png", "instance_00001.png", "instance_00002.png"], imgs
-w, h = png_size(f"{d}/images/instance_00000.png")
+best = sorted(f"instance_{int(r['instance']):05d}.png" for r in rows if r["best_of_replicates"] == "1")
+assert len(best) == 2 and imgs == best, (imgs, best)
+w, h = png_size(f"{d}/images/{best[0]}")
 assert w > 600 and h > 300, (w, h)
 # contact sheet: best replicate of each of the 2 grid points: a 44 px header over 2 columns of
-# 200 x 236 thumbnails, at least 640 px wide
-assert png_size(f"{d}/contact_sheet.png") == (640, 280), png_size(f"{d}/contact_sheet.png")
+# 200 x 244 thumbnails, at least 640 px wide
+assert png_size(f"{d}/contact_sheet.png") == (640, 288), png_size(f"{d}/contact_sheet.png")
 print("numpy checks passed")
 PY
 
@@ -154,16 +156,60 @@ done
 [ ${#variants[@]} -eq 20 ] || fail "expected 20 model variants, ran ${#variants[@]}"
 
 # render redraws from the weights: same pixels
-cp run1/images/instance_00001.png before.png
-rm run1/images/instance_00001.png run1/contact_sheet.png
+img1=$(ls run1/images | head -1)
+cp "run1/images/$img1" before.png
+rm "run1/images/$img1" run1/contact_sheet.png
 "$tms" render run1 2>/dev/null || fail "render exit code"
-cmp -s before.png run1/images/instance_00001.png || fail "render did not redraw the same image"
+cmp -s before.png "run1/images/$img1" || fail "render did not redraw the same image"
 [ -f run1/contact_sheet.png ] || fail "render did not redraw the contact sheet"
 "$tms" render nowhere 2>/dev/null; [ $? -eq 2 ] || fail "render of a missing run must exit 2"
 # without its font file the renderer says which file and which package (exit 1)
 TMS_FONT=/nonexistent/DejaVuSans.ttf "$tms" render run1 2> err_font.txt; rc=$?
 [ $rc -eq 1 ] && grep -qF /nonexistent/DejaVuSans.ttf err_font.txt && grep -qF fonts-dejavu-core err_font.txt \
     || fail "render without the font: rc $rc, $(cat err_font.txt)"
+
+# which instances get pictures: a sweep of 10 grid points x 2 seeds (density slowest) with
+# max_images 4 draws the best replicate of grid points 0, 3, 6 and 9 (spread over the grid,
+# every density but one); render --instances redraws any selection, the sheet follows it
+cat > sel.json <<'JSON'
+{"name": "sel", "model": {"n_features": 5, "n_hidden": 2},
+ "data": {"density": [1, 0.3, 0.1, 0.03, 0.01], "batch_size": 64},
+ "optimizer": {"lr": [1e-3, 3e-3]}, "train": {"steps": 30, "seeds": 2}, "output": {"max_images": 4}}
+JSON
+"$tms" train sel.json --out sel --quiet --backend "$backend" || fail "selection sweep does not train"
+"$py" - <<'PY' || fail "default selection"
+import csv, os
+rows = list(csv.DictReader(open("sel/instances.csv")))
+best = {int(r["grid_point"]): int(r["instance"]) for r in rows if r["best_of_replicates"] == "1"}
+want = sorted(f"instance_{best[g]:05d}.png" for g in (0, 3, 6, 9))
+assert sorted(os.listdir("sel/images")) == want, (sorted(os.listdir("sel/images")), want)
+PY
+sheet_size() { "$py" -c "import struct,sys; print(*struct.unpack('>II', open(sys.argv[1],'rb').read(24)[16:24]))" "$1"; }
+[ "$(sheet_size sel/contact_sheet.png)" = "640 532" ] || fail "sheet of 4: $(sheet_size sel/contact_sheet.png)"
+rm -r sel/images
+"$tms" render sel --instances 0,5,7-9 2> err_sel.txt || fail "render --instances 0,5,7-9: $(cat err_sel.txt)"
+[ "$(ls sel/images | tr '\n' ' ')" = "instance_00000.png instance_00005.png instance_00007.png instance_00008.png instance_00009.png " ] \
+    || fail "render --instances 0,5,7-9 drew $(ls sel/images | tr '\n' ' ')"
+grep -qF "drew 5 instance images" err_sel.txt || fail "render --instances says $(cat err_sel.txt)"
+[ "$(sheet_size sel/contact_sheet.png)" = "640 532" ] || fail "sheet of 5: $(sheet_size sel/contact_sheet.png)"
+rm -r sel/images
+"$tms" render sel --instances best 2> err_sel.txt && [ "$(ls sel/images | wc -l)" -eq 10 ] \
+    || fail "render --instances best: $(ls sel/images | wc -l) images, $(cat err_sel.txt)"
+"$tms" render sel --instances all --threads 1 2> err_sel.txt && [ "$(ls sel/images | wc -l)" -eq 20 ] \
+    && grep -qF "drew 20 instance images" err_sel.txt || fail "render --instances all: $(cat err_sel.txt)"
+[ "$(sheet_size sel/contact_sheet.png)" = "1000 1020" ] || fail "sheet of 20: $(sheet_size sel/contact_sheet.png)"
+# bad selections: exit 2, the flag and the value named, nothing drawn
+rm -r sel/images sel/contact_sheet.png
+for v in 20 3,3 5-2 '' 1,,2 1, +1 1- abc 0x1 ' 1' 1-2-3 99999999999999999999 -1; do
+    "$tms" render sel --instances "$v" 2> err_sel.txt; rc=$?
+    [ $rc -eq 2 ] && grep -qF -- "--instances" err_sel.txt && grep -qF -- "$v" err_sel.txt \
+        || fail "render --instances '$v': rc $rc, $(cat err_sel.txt)"
+done
+"$tms" render sel --instances 1 --instances 2 2> err_sel.txt; rc=$?
+[ $rc -eq 2 ] && grep -qF "given twice" err_sel.txt || fail "--instances twice: rc $rc, $(cat err_sel.txt)"
+"$tms" render sel --instances 2> err_sel.txt; rc=$?
+[ $rc -eq 2 ] && grep -qF "needs a value" err_sel.txt || fail "--instances without a value: rc $rc"
+[ ! -e sel/images ] && [ ! -e sel/contact_sheet.png ] || fail "a refused render drew something"
 
 # an existing run directory is refused, and replaced only with --force
 "$tms" train good.json --out run1 --backend "$backend" --quiet 2> err_exists.txt; rc=$?

@@ -145,7 +145,7 @@ print(f"tables: exact values; se ratio {ratio.min():.1f}..{ratio.max():.1f} (sqr
 PY
 
 # ---- class 6: render of a run trained without images draws them, and says what it drew
-"$tms" render small 2> err_render.txt || fail "render exit code"
+"$tms" render small --instances all 2> err_render.txt || fail "render exit code"
 grep -qF "drew 12 instance images" err_render.txt && [ -f small/images/instance_00011.png ] && [ -f small/contact_sheet.png ] \
     || fail "render of an images=false run: $(cat err_render.txt)"
 

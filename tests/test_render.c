@@ -448,8 +448,11 @@ int main(int argc, char **argv) {
             int cx0 = left + k % 3 * TMS_THUMB_W, cy0 = TMS_SHEET_HEAD_H + k / 3 * TMS_THUMB_H;
             check_text("thumbnail plot", &im, cx0 + 8, cy0 + 8, 184, 184, 500);
             check_text("thumbnail label", &im, cx0 + 4, cy0 + 8 + 184 + 4, TMS_THUMB_W - 8, 14, 50);
-            check_text("thumbnail loss", &im, cx0 + 4, cy0 + 8 + 184 + 20, TMS_THUMB_W - 8, 14, 50);
+            check_text("thumbnail loss", &im, cx0 + 4, cy0 + 8 + 184 + 34, TMS_THUMB_W - 8, 12, 50);
         }
+        // the long label goes on to a second line; a short one does not
+        check_text("second label line", &im, left + 4, TMS_SHEET_HEAD_H + TMS_THUMB_H + 8 + 184 + 20, TMS_THUMB_W - 8, 10, 50);
+        check_blank("no second label line", &im, left + 4, TMS_SHEET_HEAD_H + 8 + 184 + 21, TMS_THUMB_W - 8, 9);
         // cells 7 and 8 hold nothing
         check_blank("empty cells", &im, left + TMS_THUMB_W + 2, TMS_SHEET_HEAD_H + 2 * TMS_THUMB_H + 2,
                     2 * TMS_THUMB_W - 4, TMS_THUMB_H - 4);

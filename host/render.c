@@ -392,7 +392,8 @@ void tms_render_layout(const tms_render_item_t *it, tms_render_layout_t *L) {
     float nt = 1.0f;
     for (int i = 0; i < n; i++) {
         float a = column_norm(it->W, 1, n, i, m);
-        if (isfinite(a) && a > nt) nt = ceilf(a * 2.0f) / 2.0f;
+        if (!isfinite(a) || a <= nt) continue;
+        nt = a <= 10.0f ? ceilf(a * 2.0f) / 2.0f : tms_render_symmetric_range(&a, 1, 0.0f);
     }
     L->norm_top = nt;
     L->arrow_extent = L->arrow_panels ? arrow_extent(it) : 0.0f;
@@ -524,13 +525,23 @@ static void colour_bar(cairo_t *cr, tms_rect_t r, tms_rect_t labels, float range
     }
 }
 
+// A tick step for [0, top]: 1, 2 or 5 times a power of ten, at most 5 steps.
+static double tick_step(double top) {
+    double unit = pow(10.0, floor(log10(top / 5.0)));
+    for (int k = 0; k < 3; k++) {
+        const double f[3] = {1.0, 2.0, 5.0};
+        if (f[k] * unit * 5.0 >= top * (1.0 - 1e-6)) return f[k] * unit;
+    }
+    return 10.0 * unit;
+}
+
 // ticks and labels under a horizontal axis [x0, x0 + w] showing [lo, hi], at lo, mid and hi
-// (or at multiples of step when step > 0)
-static void axis_ticks(cairo_t *cr, double x0, double w, double y, float lo, float hi, float step) {
+// (or at lo + multiples of step when step > 0)
+static void axis_ticks(cairo_t *cr, double x0, double w, double y, float lo, float hi, double step) {
     char s[32];
-    if (step > 0.0f) {
-        for (float g = lo; g <= hi + 1e-6f; g += step) {
-            double x = x0 + (g - lo) / (hi - lo) * w;
+    if (step > 0.0) {
+        for (int k = 0; k <= 10 && lo + k * step <= hi * (1.0 + 1e-6); k++) {
+            double g = lo + k * step, x = x0 + (g - lo) / (hi - lo) * w;
             line(cr, x, y, x, y + 4, 1.0, MUTED, 1.0);
             number(s, sizeof s, g);
             text(cr, x, y + 7, FS_TICK, 0.5, 0.0, MUTED, s);
@@ -576,10 +587,11 @@ static void panel_bias(cairo_t *cr, const tms_render_layout_t *L, const float *b
 static void panel_norms(cairo_t *cr, const tms_render_layout_t *L, const float *norm, const float *dim) {
     tms_rect_t r = L->bars;
     const int n = L->n;
-    float top = L->norm_top, step = top <= 2.0f ? 0.5f : (top <= 4.0f ? 1.0f : 2.0f);
-    for (float g = step; g <= top + 1e-6f; g += step) {
-        double gx = r.x + g / top * r.w;
-        line(cr, gx - 0.5, r.y, gx - 0.5, r.y + r.h, 1.0, g == 1.0f ? CIRCLE : GRID, 1.0);
+    float top = L->norm_top;
+    double step = top <= 2.0f ? 0.5 : tick_step(top);
+    for (int k = 1; k <= 10 && k * step <= top * (1.0 + 1e-6); k++) {
+        double gx = r.x + k * step / top * r.w;
+        line(cr, gx - 0.5, r.y, gx - 0.5, r.y + r.h, 1.0, k * step == 1.0 ? CIRCLE : GRID, 1.0);
     }
     double row = (double)r.h / n;
     for (int i = 0; i < n; i++) {

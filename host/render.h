@@ -19,7 +19,7 @@
 //   b        (bias)    one signed bar per feature on the map's rows, its own symmetric axis
 //                      [-Rb, Rb] (Rb as R, no floor), bars coloured by b / Rb;
 //   ‖Wᵢ‖     (any m)   one bar per feature on the map's rows, the axis 0 .. 1 (or max ‖W_i‖
-//                      rounded up to 0.5), coloured by the feature's dimensionality D_i in
+//                      rounded up to 0.5, above 10 to 2 significant digits), coloured by the feature's dimensionality D_i in
 //                      [0, 1] (viridis: 0 purple .. 1 yellow, REFERENCE.md's measure; 1 = a
 //                      dimension of its own, 1/2 an antipodal pair, 2/5 the pentagon);
 //   neurons  (hidden ReLU) one row per hidden neuron k, the weights W[k][i] stacked by

@@ -413,6 +413,34 @@ int main(int argc, char **argv) {
         stbi_image_free(im.px);
     }
 
+    // --- a diverged instance: a column of length 1e30, a NaN, an infinite bias --------------
+    // (drawn in finite time, NaN cells grey, the norm axis rounded to 2 significant digits)
+    {
+        float Wd[2 * N5], bd[N5];
+        memcpy(Wd, W5, sizeof Wd);
+        memcpy(bd, b5, sizeof bd);
+        Wd[0] = 1e30f;         // feature 0: (1e30, W[1][0])
+        Wd[N5 + 1] = NAN;      // feature 1: (W[0][1], NaN)
+        bd[2] = INFINITY;
+        tms_render_item_t dv = pent;
+        dv.W = Wd;
+        dv.b = bd;
+        dv.label = "diverged";
+        tms_render_layout_t Ld;
+        tms_render_layout(&dv, &Ld);
+        CHECK(Ld.norm_top == 1e30f, "norm axis of a 1e30 column: %g", Ld.norm_top);
+        snprintf(path, sizeof path, "%s/diverged.png", dir);
+        rc = tms_render_instance(path, &dv, err, sizeof err);
+        CHECK(rc == 0, "diverged: %s", err);
+        if (rc == 0 && load(path, &im)) {
+            cell_centre(Ld.map, N5, 1, 1, &x, &y);
+            const unsigned char *p = pixel(&im, x, y);
+            CHECK(p[0] == 128 && p[1] == 128 && p[2] == 128, "NaN cell (1, 1) is (%d, %d, %d), want grey", p[0], p[1], p[2]);
+            check_text("'grey: not finite' note", &im, Ld.map.x, Ld.map.y + Ld.map.h + 4, Ld.map.w, 14, 30);
+            stbi_image_free(im.px);
+        }
+    }
+
     // --- size rules for large n ---------------------------------------------------------
     tms_model_t huge = big;
     huge.n = 400;

@@ -317,7 +317,7 @@ void tms_render_instance_layout(const tms_model_t *M, tms_render_layout_t *L) {
     }
     x += PANEL_GAP;
     L->bars = (tms_rect_t){x, top, BARS_W, S};
-    L->dim_bar = (tms_rect_t){x, top + S + 34, 120, 9};
+    L->dim_bar = (tms_rect_t){x, top + S + 34, 100, 9};
     x += BARS_W + BARS_RIGHT;
     if (M->hidden_act == TMS_ACT_RELU) {
         x += PANEL_GAP - 10;
@@ -615,7 +615,7 @@ static void panel_norms(cairo_t *cr, const tms_render_layout_t *L, const float *
     text(cr, d.x, d.y + d.h + 3, FS_INDEX, 0.0, 0.0, MUTED, "0");
     text(cr, d.x + d.w / 2.0, d.y + d.h + 3, FS_INDEX, 0.5, 0.0, MUTED, "\xC2\xBD");
     text(cr, d.x + d.w, d.y + d.h + 3, FS_INDEX, 1.0, 0.0, MUTED, "1");
-    text(cr, d.x + d.w + 6, d.y + d.h / 2.0, FS_TICK, 0.0, 0.5, MUTED, "colour: D\xE1\xB5\xA2");
+    text(cr, d.x + d.w + 6, d.y + d.h / 2.0, FS_TICK, 0.0, 0.5, MUTED, "dimensionality D\xE1\xB5\xA2");
 }
 
 // hidden ReLU: per neuron k, the weights W[k][i] stacked by feature, positive to the right

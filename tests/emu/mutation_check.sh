@@ -21,7 +21,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 echo "mutation_check: configuring and building the emulated backend in $scratch"
 cmake -S "$scratch/src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTMS_CUDA=OFF -DTMS_EMU_NO_SANITIZERS=ON \
     >"$scratch/configure.log" 2>&1 || { cat "$scratch/configure.log"; exit 1; }
-targets=(test_emu_gpu_nanfill test_emu_gpu_batch)
+targets=(test_emu_gpu_nanfill test_emu_gpu_batch test_emu_gpu_fused)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$scratch/build.log" 2>&1 || {
     tail -50 "$scratch/build.log"; exit 1; }
 t_built=$(date +%s)
@@ -122,6 +122,15 @@ mutate "d: step counter not advanced" kernels/cuda_backend.cu \
     "    state->step += 1;" \
     "" \
     gpu_nanfill forward
+# the fused path (issue 12): its barriers between the tile's phases
+mutate "e: no __syncthreads after the fused kernel's draw" kernels/fused_train.cuh \
+    "            __syncthreads(); // the tile's x is complete" \
+    "" \
+    gpu_fused "forward reverse"
+mutate "f: no __syncthreads before the fused kernel's owners add the partials" kernels/fused_train.cuh \
+    "            __syncthreads(); // the partials are complete; x, h, dy, dz are free for the next tile" \
+    "" \
+    gpu_fused "forward reverse"
 
 t_end=$(date +%s)
 echo "mutation_check: $((t_end - t_start)) s in all ($((t_built - t_start)) s building)"

@@ -31,7 +31,8 @@
 //      by a rounding difference, which is a property of the point, not an error. On a GPU at
 //      the specs' sizes (10,000 steps, batch 1,024); under the emulator at 300 steps, batch
 //      64, and 12 of the phase diagram's points (the check is then the same comparison on
-//      shorter runs, not the converged geometry).
+//      shorter runs, not the converged geometry); TMS_GPU_FUSED_SHORT=1 makes a GPU run them
+//      short too (for compute-sanitizer).
 //   6. An empty shard (0 instances) creates, trains and evaluates without error.
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -46,9 +47,14 @@
 #define MAX_SEARCH 60
 #define KINK 1e-6
 
+// Short whole runs: under the emulator (the device says so; TMS_EMU too), or on a GPU with
+// TMS_GPU_FUSED_SHORT=1 (e.g. under compute-sanitizer, which makes the full runs take hours).
 static int emulated(void) {
-    const char *e = getenv("TMS_EMU");
-    return e && e[0] && strcmp(e, "0") != 0;
+    const char *e = getenv("TMS_EMU"), *s = getenv("TMS_GPU_FUSED_SHORT");
+    char device[256] = "";
+    tms_cuda_backend_available(device, sizeof(device));
+    return strstr(device, "emulated CUDA") != NULL || (e && e[0] && strcmp(e, "0") != 0) ||
+           (s && s[0] && strcmp(s, "0") != 0);
 }
 
 // A fused backend from a state; threads > 0 sets the block size (TMS_CUDA_FUSED_THREADS).

@@ -34,6 +34,7 @@ static void usage_train(FILE *f) {
     fprintf(f,
             "usage: tms train SPEC.json --out RUNDIR [options]\n"
             "       tms train --resume RUNDIR [--backend NAME] [--cuda-path PATH] [--threads N] [--checkpoint-every N]\n"
+            "                 [--progress MODE]\n"
             "\n"
             "Trains every instance of the spec's grid (or one shard of it) and writes RUNDIR (built\n"
             "as RUNDIR.partial, renamed when complete). The README lists every spec field.\n"
@@ -56,7 +57,11 @@ static void usage_train(FILE *f) {
             "  --cuda-path PATH     CUDA: auto (default; the gemm path until a GPU has confirmed the fused\n"
             "                       one), gemm (cuBLAS, any size), fused (a chunk of steps per launch, small\n"
             "                       models only)\n"
-            "  --quiet              no progress output\n"
+            "  --progress MODE      auto (default: bar on a terminal, else lines), bar (redrawn in place),\n"
+            "                       lines (one line per 10%%), json (one JSON object per line on stderr, at\n"
+            "                       most ten a second and the last step: {\"step\", \"steps\", \"loss\",\n"
+            "                       \"steps_per_s\", \"elapsed_s\", \"eta_s\"}), none\n"
+            "  --quiet              no progress output and no messages but errors\n"
             "  -h, --help           this text\n");
 }
 
@@ -195,10 +200,11 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
     if (!sets) { fprintf(stderr, "tms: out of memory\n"); return TMS_EXIT_RUNTIME; }
     int code = TMS_EXIT_USAGE;
     char *out_dir = NULL;
+    int progress_given = 0;
     // a flag that takes one value, given twice, is an error: which one was meant is not for
     // tms to guess (--set is the one that repeats)
     static const char *const single[] = {"--out", "--resume", "--backend", "--threads", "--shard",
-                                         "--checkpoint-every", "--cuda-path", NULL};
+                                         "--checkpoint-every", "--cuda-path", "--progress", NULL};
     for (int k = 0; single[k]; k++) {
         int seen = 0;
         for (int i = 0; i < argc; i++) {
@@ -234,6 +240,13 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
                 goto out;
             }
         }
+        else if (!strcmp(a, "--progress") && has_value) {
+            if (tms_progress_parse(argv[++i], &o.progress)) {
+                fprintf(stderr, "tms train: --progress %s: expected auto, bar, lines, json or none\n", argv[i]);
+                goto out;
+            }
+            progress_given = 1;
+        }
         else if (!strcmp(a, "--force")) o.force = 1;
         else if (!strcmp(a, "--tf32")) o.allow_tf32 = 1;
         else if (!strcmp(a, "--quiet")) o.quiet = 1;
@@ -242,6 +255,11 @@ static int cmd_train(int argc, char **argv, const char *command_line) {
             goto out;
         } else if (!o.spec_path) o.spec_path = a;
         else { fprintf(stderr, "tms train: unexpected argument: %s (one SPEC at a time)\n", a); goto out; }
+    }
+    if (o.quiet && progress_given) {
+        fprintf(stderr, "tms train: --quiet and --progress together: --quiet turns progress off (for no progress "
+                        "but the other messages, --progress none)\n");
+        goto out;
     }
     if (o.resume && (o.spec_path || o.n_overrides || o.shard_n != 1)) {
         fprintf(stderr, "tms train: --resume takes the spec, overrides and shard from RUNDIR.partial/manifest.json; "

@@ -1142,13 +1142,13 @@ static int take_snapshot(run_t *r, tms_backend_t *be) {
 // Train from r->steps_done to the end, in chunks that end at every log point, every
 // checkpoint and every snapshot. Returns 0 when done, 1 when stopped by a signal
 // (checkpoint saved), -1 on failure.
-static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quiet) {
+static int train_loop(run_t *r, tms_backend_t *be, const char *partial, tms_progress_mode_t progress) {
     const tms_problem_t *P = &r->P;
     const long every = r->spec.log_every, ck = r->checkpoint_every;
     float *loss = malloc((size_t)P->instances * sizeof(float));
     if (!loss) { snprintf(r->err, sizeof(r->err), "out of memory"); return -1; }
     tms_progress_t prog;
-    tms_progress_start(&prog, P->steps, quiet);
+    tms_progress_start(&prog, r->steps_done, P->steps, progress);
     double mean = NAN;
     int rc = 0;
     // a snapshot of step 0 is the initialisation
@@ -1195,7 +1195,7 @@ static int train_loop(run_t *r, tms_backend_t *be, const char *partial, int quie
         if (ck > 0 && end % ck == 0 && end < P->steps && write_checkpoint(r, be, partial)) { rc = -1; break; }
     }
     if (rc == 0) tms_progress_finish(&prog, mean);
-    else if (prog.tty && !quiet) fprintf(stderr, "\n");
+    else tms_progress_abort(&prog);
     free(loss);
     return rc;
 }
@@ -1212,7 +1212,7 @@ static int run_training(run_t *r, tms_backend_t *be, const tms_train_opts_t *o, 
                 r->P.instances, r->P.instances == 1 ? "" : "s", r->P.model.n, r->P.model.m, r->P.steps, r->device,
                 r->steps_done ? " (resumed)" : "");
     install_stop_handlers();
-    int rc = train_loop(r, be, partial, o->quiet || r->P.instances == 0);
+    int rc = train_loop(r, be, partial, o->quiet || r->P.instances == 0 ? TMS_PROGRESS_NONE : o->progress);
     if (rc == 1) {
         be->destroy(be); // the checkpoint holds the state; free the backend (a GPU's memory) before exiting
         be->ctx = NULL;

@@ -3,6 +3,8 @@
 #ifndef TMS_RUN_H
 #define TMS_RUN_H
 
+#include "progress.h"
+
 typedef struct {
     const char *spec_path;   // NULL with resume
     char *const *overrides;  // "section.field=value"
@@ -12,7 +14,8 @@ typedef struct {
     const char *backend;     // "auto", "cpu", "cuda"
     int threads;             // CPU threads; 0 = OpenMP's default
     int force;               // replace an existing run directory
-    int quiet;               // no progress output
+    int quiet;               // no progress output and no messages but errors
+    tms_progress_mode_t progress; // --progress (AUTO: a bar on a terminal, else lines)
     int allow_tf32;          // CUDA: TF32 tensor-core GEMMs
     const char *cuda_path;   // CUDA: "auto" (NULL too), "gemm", "fused" (host/cuda_path.h)
     int shard_k, shard_n;    // train grid slice k of n (0, 1: the whole grid)

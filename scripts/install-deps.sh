@@ -8,14 +8,15 @@
 # g++ and libboost-context-dev (fibers) for the emulated CUDA of tests/emu, which runs
 # the CUDA backend's real sources on the CPU, and clang with Debian 12's clang 14 runtimes
 # (libFuzzer and the sanitizers: libclang-rt-14-dev; OpenMP: libomp-14-dev) for the sanitizer
-# build and the fuzzers (tests/sanitize.sh, tests/fuzz/run.sh), and chromium + chromium-driver
-# for the report's browser test (tests/test_report.sh, selenium).
+# build and the fuzzers (tests/sanitize.sh, tests/fuzz/run.sh), chromium + chromium-driver
+# for the report's browser test (tests/test_report.sh, selenium), and python3-venv for the
+# project's virtualenv (scripts/python-env.sh: the tmslab package and its tests, pip-installed).
 # The CUDA toolkit is optional: with nvcc on PATH (or in /usr/local/cuda) the
 # CUDA backend is built too.
 set -euo pipefail
 need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev libopenblas-dev libopenblas0-pthread
       libcairo2-dev fonts-dejavu-core)
-[ "${1:-}" = "--tests" ] && need+=(python3 python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
+[ "${1:-}" = "--tests" ] && need+=(python3 python3-venv python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
                                    libboost-context-dev clang libclang-rt-14-dev libomp-14-dev
                                    chromium chromium-driver)
 missing=()

@@ -15,6 +15,8 @@ step() { # step NAME CMD...: run a step and say how long it took
 }
 step "install-deps" bash scripts/install-deps.sh --tests
 step "build" bash scripts/build.sh build
+# the Python package's virtualenv (.venv/: pip, pinned versions), before the tests that use it
+step "python venv" bash -c 'bash scripts/python-env.sh >/dev/null'
 # the three test steps all run, so one CI log shows every failure; any failure fails run.sh
 failed=()
 step "tests" bash -c 'cd build && ctest --output-on-failure -j "$(nproc)" "$@"' ctest "$@" || failed+=(tests)

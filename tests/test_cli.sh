@@ -54,6 +54,45 @@ bad backend '--backend tpu: expected one of: auto, cpu, cuda' '{"model": {"n_fea
 "$tms" train good.json --out run1 --backend "$backend" --threads 1 --quiet || fail "train exit code"
 "$tms" train good.json --out run2 --backend "$backend" --threads 2 2> progress.txt || fail "train at 2 threads"
 grep -q 'step 300/300' progress.txt || fail "no progress lines in a non-terminal log"
+# --progress: json is one object per line (the other lines are tms's messages), steps
+# increasing to the last, whose loss is the mean of the last logged training losses
+# (loss.npy's last column); lines, bar and none; bad values, twice, and with --quiet: exit 2
+"$tms" train --help | grep -q -- '--progress MODE' || fail "train --help lists --progress"
+"$tms" train good.json --out run_json --backend "$backend" --progress json 2> progress_json.txt || fail "--progress json"
+"$py" - run_json progress_json.txt <<'PY' || fail "--progress json output"
+import json, sys
+import numpy as np
+run, log = sys.argv[1], sys.argv[2]
+objs = []
+for line in open(log):
+    if line.startswith("tms:"):
+        continue  # the messages (training ..., done ..., wrote ...)
+    o = json.loads(line)  # every other line is one JSON object
+    assert set(o) == {"step", "steps", "loss", "steps_per_s", "elapsed_s", "eta_s"}, o
+    objs.append(o)
+steps = [o["step"] for o in objs]
+assert objs and all(o["steps"] == 300 for o in objs), objs
+assert steps == sorted(set(steps)) and steps[-1] == 300 and 0 < steps[0], steps
+assert objs[-1]["eta_s"] == 0 and objs[-1]["steps_per_s"] > 0, objs[-1]
+L = np.load(f"{run}/loss.npy").astype(np.float64)  # (instances, logs): the last logged losses
+want = L[np.isfinite(L[:, -1]), -1].mean()
+assert abs(objs[-1]["loss"] - want) <= 1e-7 * want, (objs[-1]["loss"], want)
+print(f"progress json: {len(objs)} objects, final loss {objs[-1]['loss']} = mean of loss.npy[:, -1] {want:.9g}")
+PY
+"$tms" train good.json --out run_none --backend "$backend" --progress none 2> progress_none.txt || fail "--progress none"
+! grep -q -e '^step' -e '^{' -e $'\r' progress_none.txt && grep -q '^tms: done' progress_none.txt || fail "--progress none: $(cat progress_none.txt)"
+"$tms" train good.json --out run_bar --backend "$backend" --progress bar 2> progress_bar.txt || fail "--progress bar"
+grep -q $'\r\\[#*' progress_bar.txt && grep -q '300/300' progress_bar.txt || fail "--progress bar draws no bar"
+"$tms" train good.json --out run_lines --backend "$backend" --progress lines 2> progress_lines.txt || fail "--progress lines"
+# a line at each 10% mark a chunk (log_every = 50 steps) crosses, and the last: 50, 100, 150, 200, 250, 300
+[ "$(grep '^step [0-9]*/300 ' progress_lines.txt | cut -d' ' -f2 | tr '\n' ' ')" = "50/300 100/300 150/300 200/300 250/300 300/300 " ] ||
+    fail "--progress lines: $(cat progress_lines.txt)"
+for args in "--progress xml" "--progress JSON" "--progress" "--progress json --progress none" "--quiet --progress none"; do
+    # shellcheck disable=SC2086
+    "$tms" train good.json --out run_badprogress --backend "$backend" $args 2> err_progress.txt; rc=$?
+    [ $rc -eq 2 ] && [ ! -e run_badprogress ] && grep -q -- '--progress' err_progress.txt ||
+        fail "$args: rc $rc, $(cat err_progress.txt)"
+done
 # cpu: the thread count does not change the result; cuda (--threads is ignored there): two
 # runs of the same spec are bit-identical
 [ "$backend" = cpu ] && what="1 and 2 threads differ" || what="two identical cuda runs differ"

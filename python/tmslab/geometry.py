@@ -10,15 +10,21 @@ the layout of W.npy. Column W_i is feature i's direction in the hidden space.
   a dimension feature i gets (the paper's feature dimensionality)
 - D* = m / ||W||_F^2 (0 when W = 0): dimensions per feature
 - represented: ||W_i|| > 0.5 (instances.csv's n_represented counts them)
+- phase: what a model does with a feature, the paper's phase diagrams: "not represented"
+  (||W_i|| <= 0.5), "dedicated" (represented, superposition < 0.25: a direction of its
+  own), "superposition" (represented, sharing its direction)
 
 NaN in W (an absent shard instance) gives NaN, never an error.
 """
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 from numpy.typing import ArrayLike
 
 REPRESENTED_NORM = 0.5  # host/run.c: a feature is represented when ||W_i|| > 0.5
+SUPERPOSITION_SHARED = 0.25  # phase: a represented feature with this much interference shares its direction
+PHASES: tuple[str, ...] = ("not represented", "dedicated", "superposition")
 
 
 def gram(W: ArrayLike) -> np.ndarray:
@@ -65,3 +71,17 @@ def n_represented(W: ArrayLike) -> np.ndarray:
     norm = feature_geometry(W)["norm"]
     count = (norm > REPRESENTED_NORM).sum(axis=-1).astype(np.float64)
     return np.where(np.isnan(norm).any(axis=-1), np.nan, count)
+
+
+def phase(norm: ArrayLike | xr.DataArray, superposition: ArrayLike | xr.DataArray) -> np.ndarray | xr.DataArray:
+    """The phase of each feature (PHASES): "not represented" where norm <= 0.5,
+    "superposition" where represented and superposition >= 0.25, else "dedicated"; "" where
+    norm is NaN (an absent shard instance). Keeps a DataArray's dimensions and coordinates."""
+    if isinstance(norm, xr.DataArray) or isinstance(superposition, xr.DataArray):
+        norm_a, sup_a = xr.DataArray(norm), xr.DataArray(superposition)
+        label = xr.where(norm_a > REPRESENTED_NORM,
+                         xr.where(sup_a >= SUPERPOSITION_SHARED, PHASES[2], PHASES[1]), PHASES[0])
+        return xr.where(norm_a.isnull(), "", label).rename("phase")
+    n, s = np.asarray(norm, dtype=np.float64), np.asarray(superposition, dtype=np.float64)
+    label = np.where(n > REPRESENTED_NORM, np.where(s >= SUPERPOSITION_SHARED, PHASES[2], PHASES[1]), PHASES[0])
+    return np.where(np.isnan(n), "", label)

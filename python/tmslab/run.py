@@ -13,9 +13,12 @@ shape). `load` reshapes every per-instance array onto those six axes, plus the m
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,15 @@ class RunError(Exception):
 
 class NotARunError(RunError):
     """The path is not a tms run directory (no manifest.json, or files missing)."""
+
+
+class RunIntegrityError(RunError):
+    """A file of the run does not match the checksum its manifest records for it (or the
+    manifest its own): damaged or edited after tms wrote it. `file` names it."""
+
+    def __init__(self, message: str, file: Path) -> None:
+        super().__init__(message)
+        self.file = file
 
 
 class RunIncompleteError(RunError):
@@ -123,6 +135,120 @@ def _check_complete(path: Path) -> dict[str, Any]:
     return m
 
 
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a run directory stands (tmslab.status): `status` is the manifest's ("complete",
+    "running", "interrupted", "failed"; "missing" when there is none), `path` the directory
+    holding that manifest (RUNDIR, or RUNDIR.partial while tms writes it), `step` of `steps`
+    trained, `writer` the pid and host in RUNDIR.lock when a tms holds or held it (a
+    clean exit removes the file), `error` a failed run's reason."""
+
+    path: Path
+    status: str
+    step: int | None = None
+    steps: int | None = None
+    instances: int | None = None
+    writer: str | None = None
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when tmslab.load will load it."""
+        return self.status == "complete" and not self.path.name.endswith(".partial")
+
+
+def status(rundir: str | os.PathLike[str]) -> RunStatus:
+    """The status of run directory `rundir` (given as RUNDIR or RUNDIR.partial), without
+    loading it: for watching a sweep's shards train. Never raises for a missing run
+    (status "missing")."""
+    path = Path(rundir)
+    if path.name.endswith(".partial"):
+        path = path.with_name(path.name[: -len(".partial")])
+    lock = path.with_name(path.name + ".lock")
+    try:
+        writer: str | None = lock.read_text().strip() or None
+    except OSError:
+        writer = None
+    for d in (path, path.with_name(path.name + ".partial")):
+        if (d / "manifest.json").is_file():
+            try:
+                m = _read_manifest(d)
+            except (OSError, ValueError) as e:
+                return RunStatus(d, "unreadable", writer=writer, error=f"manifest.json: {e}")
+            steps = m.get("spec", {}).get("train", {}).get("steps")
+            return RunStatus(d, str(m.get("status")), m.get("steps_completed"), steps, m.get("instances"), writer,
+                             m.get("error"))
+    return RunStatus(path, "missing", writer=writer)
+
+
+def _manifest_text_sha256(text: str) -> tuple[str | None, str]:
+    """(the "sha256" a manifest records, the SHA-256 tms computes of it): of the object
+    printed compactly (cJSON's print: no spaces) without its "sha256" key. Numbers keep
+    the text they were written with (cJSON wrote them; it prints the same again)."""
+    mark = "\x00"
+    d = json.loads(text, parse_float=lambda tok: mark + tok + mark)
+    if not isinstance(d, dict):
+        raise ValueError("not a JSON object")
+    recorded = d.pop("sha256", None)
+    compact = json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+    compact = re.sub(r'"\\u0000([^"\\]*)\\u0000"', r"\1", compact)
+    return recorded, hashlib.sha256(compact.encode()).hexdigest()
+
+
+def _array_sha256(path: Path) -> str:
+    """tms's checksum of an array file: SHA-256 of its data, little-endian C order (not
+    of the header: numpy's re-save of the same array keeps it)."""
+    a = np.load(path, allow_pickle=False)
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return hashlib.sha256(a.tobytes()).hexdigest()
+
+
+def verify(rundir: str | os.PathLike[str]) -> list[str]:
+    """Check a complete run against its manifest's checksums: the manifest's own "sha256"
+    and each array file's under "files". Returns the names checked (empty when the manifest
+    records no checksums: a run from a tms before they existed); raises RunIntegrityError
+    naming the first file that does not match or is missing."""
+    path = Path(rundir)
+    _check_complete(path)
+    if path.name.endswith(".partial"):
+        path = path.with_name(path.name[: -len(".partial")])
+    mpath = path / "manifest.json"
+    text = mpath.read_text()
+    recorded, computed = _manifest_text_sha256(text)
+    checked: list[str] = []
+    if recorded is not None:
+        if recorded != computed:
+            raise RunIntegrityError(f"{mpath}: its content's SHA-256 is {computed}, but it records {recorded}: "
+                                    "edited or damaged after tms wrote it", mpath)
+        checked.append("manifest.json")
+    files = json.loads(text).get("files", {})
+    for name, want in files.items():
+        f = path / name
+        if not f.is_file():
+            raise RunIntegrityError(f"{f}: missing, but the manifest records a checksum for it", f)
+        try:
+            got = _array_sha256(f)
+        except (OSError, ValueError) as e:
+            raise RunIntegrityError(f"{f}: cannot be read as an array ({e})", f) from e
+        if got != want:
+            raise RunIntegrityError(f"{f}: its data's SHA-256 is {got}, but the manifest records {want}: "
+                                    "damaged or edited after tms wrote it", f)
+        checked.append(name)
+    return checked
+
+
+_verify_run = verify  # load()'s `verify` argument shadows the function there
+
+
+def _snapshots(run: "Run") -> xr.Dataset | None:
+    """The hook for output.snapshots (the weights saved during training): None when the
+    run saved none. The module that adds snapshots to tms fills this in (reading them onto
+    the grid's axes plus a snapshot step axis); until then a run that has them says so."""
+    if not run.manifest.get("snapshots") and not (run.path / "snapshots").exists():
+        return None
+    raise RunError(f"{run.path} has snapshots, which this tmslab cannot read yet")
+
+
 def _npy(path: Path, name: str, shape: tuple[int, ...], required: bool = True) -> np.ndarray | None:
     p = path / name
     if not p.is_file():
@@ -189,6 +315,15 @@ class Run:
         """model.n_hidden"""
         return int(self.spec["model"]["n_hidden"])
 
+    @cached_property
+    def snapshots(self) -> xr.Dataset | None:
+        """The weights saved during training (output.snapshots), or None when there are none."""
+        return _snapshots(self)
+
+    def verify(self) -> list[str]:
+        """tmslab.verify(self.path): check the files against the manifest's checksums."""
+        return verify(self.path)
+
     def best(self) -> xr.Dataset:
         """The Dataset with the replicate axis reduced to each grid point's best replicate:
         the lowest final loss, diverged (NaN) replicates never chosen while another is
@@ -205,21 +340,27 @@ class Run:
     def __getitem__(self, key: Any) -> Any:
         return self.ds[key]
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.ds
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{d}: {s}" for d, s in self.ds.sizes.items())
         return f"<tmslab.Run {self.spec.get('name')!r} at {self.path} ({sizes})>"
 
 
-def load(rundir: str | os.PathLike[str]) -> Run:
+def load(rundir: str | os.PathLike[str], verify: bool = False) -> Run:
     """Load the tms run directory `rundir` (see Run).
 
     A shard (tms train --shard K/N) loads onto the whole grid with NaN (instance -1)
     where its instances are not; `tms merge` of the shards, or a single-process run, fills
     it. A run still being written (RUNDIR.partial, given as RUNDIR or RUNDIR.partial), or
     interrupted or failed, raises RunIncompleteError saying its status and how to go on;
-    a directory that is no run raises NotARunError."""
+    a directory that is no run raises NotARunError. With verify=True the files are first
+    checked against the manifest's checksums (tmslab.verify; RunIntegrityError)."""
     path = Path(rundir)
     manifest = _check_complete(path)
+    if verify:
+        _verify_run(path)
     if path.name.endswith(".partial"):
         path = path.with_name(path.name[: -len(".partial")])
     spec = manifest["spec"]

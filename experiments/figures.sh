@@ -5,8 +5,8 @@
 # Regenerates the paper's figures and the research note's, one command each: trains the
 # figure's spec(s) from experiments/specs/ with build/tms into runs/figures/, then draws
 # experiments/figures/FIGURE.png with the plot script in plots/ (labels come from the
-# runs' manifests). Installs what is missing (scripts/install-deps.sh for tms,
-# plots/install-deps.sh for matplotlib/numpy/pandas) and builds tms first.
+# runs' manifests), run by the project's virtualenv (tmslab.plot). Installs what is missing
+# (scripts/install-deps.sh for tms, scripts/python-env.sh for .venv/) and builds tms first.
 #
 #   bash experiments/figures.sh intro          # one figure
 #   bash experiments/figures.sh all            # every figure, in the order of `list`
@@ -19,7 +19,7 @@
 # say so in their captions; tests/test_plots.sh uses it). --tms PATH uses that binary and
 # skips installing and building. --runs and --out put the runs and the images elsewhere.
 # Environment: TMS_BUILD (build directory, default build), PYTHON (an interpreter that
-# already has the plot packages; see plots/README.md).
+# already has tmslab installed, instead of the project's .venv/; see plots/README.md).
 set -euo pipefail
 caller=$PWD
 cd "$(dirname "$0")/.."
@@ -75,7 +75,7 @@ if [ -z "$tms" ]; then
     bash scripts/build.sh "$build" >/dev/null
     tms=$build/tms
 fi
-py=$(bash plots/install-deps.sh | tail -n 1)
+py=${PYTHON:-$(bash scripts/python-env.sh | tail -n 1)}
 mkdir -p "$runs" "$out"
 
 # The CPU reductions (without --full): the spec's settings that change, as --set flags.
@@ -99,7 +99,7 @@ train() {
     "$tms" train "$spec" --out "$runs/$run" --force --backend "$backend" $(quick_steps) "$@"
 }
 
-plot() { # plot SCRIPT ARGS...: python3 plots/SCRIPT.py ARGS
+plot() { # plot SCRIPT ARGS...: the venv's python plots/SCRIPT.py ARGS
     local script=$1; shift
     "$py" "plots/$script.py" "$@"
 }

@@ -1,47 +1,20 @@
 """correlated.py RUN [RUN ...] --out PNG: correlated and anticorrelated feature sets. One
 row per (kind of sets, density), one column per model shape. For m = 2 the columns W_i of
 the best seed as arrows, coloured by set; for larger m, W^T W (blue-white-red) with the
-sets outlined. Correlated: a set's features are all active together; anticorrelated: at
-most one feature of a set is active at a time (tms_math.h)."""
+sets outlined. tmslab.plot.correlated.correlated."""
+import matplotlib
 
-import matplotlib.pyplot as plt
-from matplotlib.patches import Rectangle
+matplotlib.use("Agg")  # files only, no display
+try:
+    from tmslab.plot import common, correlated
+except ImportError as e:  # not the project's virtualenv
+    raise SystemExit(f"plots: {e}; run this script with the project's Python: .venv/bin/python, "
+                     "made by bash scripts/python-env.sh") from None
 
-import tmsplot
 
-
-def main():
-    args, runs = tmsplot.parse_runs(__doc__)
-    kinds = sorted({r.spec["data"]["feature_sets"]["kind"] for r in runs}, key=lambda k: k != "correlated")
-    shapes = sorted({(r.n, r.m) for r in runs})
-    rows = [(k, p) for k in kinds for p in sorted({p for r in runs for p in r.densities()}, reverse=True)]
-    fig, axes = plt.subplots(len(rows), len(shapes), figsize=(2.9 * len(shapes), 3.0 * len(rows)), squeeze=False)
-    set_colors = plt.get_cmap("tab10")
-    for r_idx, (kind, p) in enumerate(rows):
-        for c_idx, shape in enumerate(shapes):
-            ax = axes[r_idx, c_idx]
-            match = [r for r in runs if (r.n, r.m) == shape and r.spec["data"]["feature_sets"]["kind"] == kind
-                     and p in r.densities()]
-            if not match:
-                ax.set_visible(False)
-                continue
-            run = match[0]
-            k = run.spec["data"]["feature_sets"]["size"]
-            row = run.best_at(p)
-            i = int(row.instance)
-            title = (f"{kind}, {run.n // k} sets of {k}: {run.n} \u2192 {run.m}\ndensity {p:g}, "
-                     f"loss {row.loss_mean_features:.3g} ({row.loss_sum_features:.3g} sum)")
-            if run.m == 2:
-                colors = [set_colors((f // k) % 10) for f in range(run.n)]
-                tmsplot.draw_arrows(ax, run.W[i].T, colors, labels=[str(f) for f in range(run.n)], title=title)
-            else:
-                tmsplot.draw_gram(ax, run.W[i], None, title=title)
-                for g in range(run.n // k):
-                    ax.add_patch(Rectangle((g * k - 0.5, g * k - 0.5), k, k, fill=False, lw=1.0, ec="k"))
-    tmsplot.save(fig, args.out,
-                 title="Feature sets: columns W_i coloured by set (m = 2), or W\u1d40W with the sets outlined; "
-                       "best seed per density",
-                 captions=sorted({r.caption() for r in runs}))
+def main() -> None:
+    args, runs = common.parse_runs(__doc__)
+    common.save(correlated.correlated(runs), args.out)
 
 
 if __name__ == "__main__":

@@ -1,85 +1,29 @@
 """phase.py RUN [RUN ...] --out PNG: the paper's phase diagrams. Each RUN trains n features
 into m dimensions over a grid of density x importance, where the importance vectors
 differ only in the last ("extra") feature's. For the best seed of every grid point, the
-extra feature is classified from features.csv:
-  not represented       ||W_extra|| < 0.5
+extra feature is classified from features.csv (tmslab.geometry.phase):
+  not represented       ||W_extra|| <= 0.5
   dedicated dimension   represented, and superposition_extra = sum_j (W^_extra . W_j)^2 < 0.25
   superposition         represented, sharing its direction (superposition >= 0.25)
 and drawn as a coloured map: x the extra feature's importance relative to the others
-(log), y the density (log)."""
+(log), y the density (log). tmslab.plot.phase.phase."""
+import matplotlib
 
-import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.colors import ListedColormap
-from matplotlib.patches import Patch
-
-import tmsplot
-
-CLASSES = ["not represented", "dedicated dimension", "superposition"]
-COLORS = ["#e8e8e8", "#4c72b0", "#dd8452"]
-NORM_REPRESENTED = 0.5
-SUPERPOSITION_SHARED = 0.25
+matplotlib.use("Agg")  # files only, no display
+try:
+    from tmslab.plot import common, phase
+except ImportError as e:  # not the project's virtualenv
+    raise SystemExit(f"plots: {e}; run this script with the project's Python: .venv/bin/python, "
+                     "made by bash scripts/python-env.sh") from None
 
 
-def classify(norm, superposition):
-    if norm < NORM_REPRESENTED:
-        return 0
-    return 2 if superposition >= SUPERPOSITION_SHARED else 1
-
-
-def phase_grid(run):
-    """(densities, relative importances, class grid [density, importance])"""
-    best = run.best()
-    extra = run.n - 1
-    feats = run.features[run.features.feature == extra].set_index("instance")
-    others = run.features[run.features.feature != extra].groupby("instance").importance.mean()
-    dens = sorted(best.density.unique(), reverse=True)
-    rel = {}
-    for _, row in best.iterrows():
-        i = int(row.instance)
-        rel[int(row.importance_index)] = feats.loc[i, "importance"] / others.loc[i]
-    imps = [rel[k] for k in sorted(rel)]
-    grid = np.full((len(dens), len(imps)), -1)
-    for _, row in best.iterrows():
-        i = int(row.instance)
-        d = dens.index(row.density)
-        grid[d, int(row.importance_index)] = classify(feats.loc[i, "norm"], feats.loc[i, "superposition"])
-    return np.array(dens), np.array(imps), grid
-
-
-def edges(values):
-    """cell edges of log-spaced centres"""
-    v = np.log10(values)
-    mid = (v[1:] + v[:-1]) / 2
-    return 10 ** np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
-
-
-def main():
-    args, runs = tmsplot.parse_runs(__doc__)
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 4.0), squeeze=False)
-    cmap = ListedColormap(COLORS)
-    for ax, run in zip(axes[0], runs):
-        dens, imps, grid = phase_grid(run)
-        if (grid < 0).any():
-            raise SystemExit(f"phase.py: {run.path}: the grid has gaps")
-        order = np.argsort(imps)
-        ax.pcolormesh(edges(imps[order]), edges(dens), grid[:, order], cmap=cmap, vmin=0, vmax=2)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_ylim(ax.get_ylim()[::-1] if dens[0] < dens[-1] else ax.get_ylim())
-        ax.set_xlabel(f"relative importance of the extra feature (feature {run.n - 1})", fontsize=8)
-        ax.set_ylabel("feature density 1 - S (log)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        counts = ", ".join(f"{(grid == k).sum()} {c}" for k, c in enumerate(CLASSES))
-        ax.set_title(f"{run.n} features \u2192 {run.m} dimension{'s' if run.m > 1 else ''}: "
-                     f"{grid.size} grid points, best of {run.spec['train']['seeds']} seeds\n({counts})", fontsize=8)
-    fig.legend(handles=[Patch(color=c, label=f"extra feature: {k}") for k, c in zip(CLASSES, COLORS)],
-               loc="upper center", ncol=3, fontsize=7, bbox_to_anchor=(0.5, 0.0), frameon=False)
-    tmsplot.save(fig, args.out,
-                 title=f"Phase diagrams: what the best model does with the extra feature "
-                       f"(not represented: ||W|| < {NORM_REPRESENTED}; superposition: "
-                       f"sum_j (W^_e . W_j)^2 >= {SUPERPOSITION_SHARED})",
-                 captions=[r.caption() for r in runs])
+def main() -> None:
+    args, runs = common.parse_runs(__doc__)
+    try:
+        fig = phase.phase(runs)
+    except ValueError as e:
+        raise SystemExit(f"phase.py: {e}") from None
+    common.save(fig, args.out)
 
 
 if __name__ == "__main__":

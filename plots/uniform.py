@@ -2,47 +2,20 @@
 per feature D* = m / ||W||_F^2 against 1/(1-S) = 1/density (log axis), for the best seed
 of each density. Bottom: every feature's dimensionality
 D_i = ||W_i||^2 / sum_j (W^_i . W_j)^2 (a dot each, jittered sideways), with the
-fractions the paper finds D_i sticks to drawn as lines."""
-from fractions import Fraction
+fractions the paper finds D_i sticks to drawn as lines. tmslab.plot.dimensionality.uniform."""
+import matplotlib
 
-import matplotlib.pyplot as plt
-import numpy as np
-
-import tmsplot
-
-STICKY = [Fraction(1), Fraction(3, 4), Fraction(2, 3), Fraction(1, 2), Fraction(2, 5), Fraction(3, 8)]
-
-
-def sticky_lines(ax):
-    for f in STICKY:
-        ax.axhline(float(f), color="0.75", lw=0.7, ls="--", zorder=0)
-        ax.text(1.01, float(f), str(f), transform=ax.get_yaxis_transform(), fontsize=7, va="center", color="0.4")
+matplotlib.use("Agg")  # files only, no display
+try:
+    from tmslab.plot import common, dimensionality
+except ImportError as e:  # not the project's virtualenv
+    raise SystemExit(f"plots: {e}; run this script with the project's Python: .venv/bin/python, "
+                     "made by bash scripts/python-env.sh") from None
 
 
-def main():
-    args, run = tmsplot.parse_runs(__doc__, one=True)
-    best = run.best().sort_values("density", ascending=False)
-    x = 1.0 / best.density.to_numpy()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
-    top.plot(x, best.dims_per_feature, "o-", color="k", ms=4, lw=1)
-    top.set_ylabel("dimensions per feature D* = m / ||W||_F\u00b2", fontsize=8)
-    top.set_ylim(0, 1.1)
-    sticky_lines(top)
-    rng = np.random.default_rng(0)  # jitter only: the dots' x position within a density
-    feats = run.features.merge(best[["instance", "density"]], on="instance")
-    fx = (1.0 / feats.density.to_numpy()) * np.exp(rng.uniform(-0.06, 0.06, len(feats)))
-    bottom.scatter(fx, feats.dimensionality, s=3, alpha=0.35, color="tab:blue", lw=0)
-    bottom.set_ylabel("feature dimensionality D_i", fontsize=8)
-    bottom.set_ylim(-0.05, 1.1)
-    sticky_lines(bottom)
-    bottom.set_xscale("log")
-    bottom.set_xlabel("1 / (1 - S) = 1 / density (log scale)", fontsize=8)
-    for ax in (top, bottom):
-        ax.tick_params(labelsize=7)
-    tmsplot.save(fig, args.out,
-                 title=f"Uniform superposition: {run.n} features of importance 1 in {run.m} dimensions, "
-                       f"{len(best)} densities",
-                 captions=[run.caption()])
+def main() -> None:
+    args, runs = common.parse_runs(__doc__, one=True)
+    common.save(dimensionality.uniform(runs[0]), args.out)
 
 
 if __name__ == "__main__":

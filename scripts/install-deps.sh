@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh [--tests]: install what tms needs from Debian's packages, only
-# what is missing (cairo and the DejaVu font file draw the PNG pictures). With --tests, also what the tests need: numpy for the output
-# checks, matplotlib + pandas for the figure pipeline (test_plots.sh; the same packages
-# plots/install-deps.sh installs for experiments/figures.sh),
+# what is missing (cairo and the DejaVu font file draw the PNG pictures). With --tests, also
+# what the tests need: numpy and pandas for the output checks (the test scripts' system python3),
 # slurm-wlm + munge for the slurm test (which starts its own daemons
 # in a scratch folder; the packages' own services are never started here),
 # g++ and libboost-context-dev (fibers) for the emulated CUDA of tests/emu, which runs
@@ -16,7 +15,7 @@
 set -euo pipefail
 need=(cmake make gcc pkg-config git libcjson-dev libstb-dev libssl-dev libopenblas-dev libopenblas0-pthread
       libcairo2-dev fonts-dejavu-core)
-[ "${1:-}" = "--tests" ] && need+=(python3 python3-venv python3-numpy python3-matplotlib python3-pandas slurm-wlm munge g++
+[ "${1:-}" = "--tests" ] && need+=(python3 python3-venv python3-numpy python3-pandas slurm-wlm munge g++
                                    libboost-context-dev clang libclang-rt-14-dev libomp-14-dev
                                    chromium chromium-driver)
 missing=()

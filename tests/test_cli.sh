@@ -65,9 +65,12 @@ import numpy as np
 run, log = sys.argv[1], sys.argv[2]
 objs = []
 for line in open(log):
-    if line.startswith("tms:"):
-        continue  # the messages (training ..., done ..., wrote ...)
-    o = json.loads(line)  # every other line is one JSON object
+    # the messages (tms: training ..., done ..., wrote ...; the emulated CUDA's statistics)
+    # are plain lines; the progress is only JSON, one object a line
+    assert not line.startswith("step ") and "\r" not in line, line
+    if not line.startswith("{"):
+        continue
+    o = json.loads(line)
     assert set(o) == {"step", "steps", "loss", "steps_per_s", "elapsed_s", "eta_s"}, o
     objs.append(o)
 steps = [o["step"] for o in objs]

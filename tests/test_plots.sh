@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
-# test_plots.sh TMS SCRATCH PYTHON: the figure pipeline end to end, as a smoke test:
+# test_plots.sh TMS SCRATCH: the figure pipeline end to end, as a smoke test:
 # experiments/figures.sh --quick (every figure's specs at 50 steps) with this TMS, then
-# every plot script; each PNG must be written and decode at a sensible size, and the
-# tied/untied table must have a row per density. Exits 77 (skipped) when PYTHON lacks
-# matplotlib or pandas (plots/install-deps.sh installs them: Debian's packages).
+# every plot script (tmslab.plot, in the project's virtualenv: scripts/python-env.sh); each
+# PNG must be written and decode at a sensible size, and the tied/untied table must have a
+# row per density.
 set -u
-tms=$1; scratch=$2; py=$3
+tms=$1; scratch=$2
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if ! "$py" -c 'import matplotlib, numpy, pandas' 2>/dev/null; then
-    echo "test_plots: skipped: $py lacks matplotlib, numpy or pandas (bash plots/install-deps.sh)"
-    exit 77
-fi
+py=$(bash "$repo/scripts/python-env.sh" | tail -n 1) || { echo "FAIL: scripts/python-env.sh"; exit 1; }
 rm -rf "$scratch"; mkdir -p "$scratch"
 PYTHON=$py bash "$repo/experiments/figures.sh" --tms "$tms" --quick --backend cpu --runs "$scratch/runs" \
     --out "$scratch/figures" all > "$scratch/log.txt" 2>&1 || { tail -30 "$scratch/log.txt"; echo "FAIL: figures.sh"; exit 1; }

@@ -137,7 +137,7 @@ def test_interrupted_run_status_and_resume(tms: Path, tmp_path: Path) -> None:
 def test_resume_from_python(tms: Path, tmp_path: Path) -> None:
     spec = tmp_path / "short.json"
     spec.write_text(json.dumps({"model": {"n_features": 5, "n_hidden": 2},
-                                "train": {"steps": 20000, "log_every": 100, "eval_samples": 8192},
+                                "train": {"steps": 8000, "log_every": 100, "eval_samples": 8192},
                                 "output": {"images": False, "contact_sheet": False}}))
     out = tmp_path / "short"
     p = subprocess.Popen([str(tms), "train", str(spec), "--out", str(out), "--backend", "cpu", "--progress", "json",
@@ -152,7 +152,7 @@ def test_resume_from_python(tms: Path, tmp_path: Path) -> None:
         pytest.skip("the run finished before SIGTERM arrived")
     assert p.returncode == 3
     run = tmslab.train(resume=out, backend="cpu", progress=False, echo=False)
-    assert run.manifest["status"] == "complete" and run.manifest["steps_completed"] == 20000
+    assert run.manifest["status"] == "complete" and run.manifest["steps_completed"] == 8000
     # bit-identical to an uninterrupted run
     full = tmslab.train(spec, out=tmp_path / "full", backend="cpu", progress=False, echo=False)
     np.testing.assert_array_equal(run.W.values, full.W.values)

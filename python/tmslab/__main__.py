@@ -28,10 +28,31 @@ def _add_load(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> Non
     p.set_defaults(func=run)
 
 
+def _add_strip(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("strip", help="clear a notebook's outputs in place (notebooks are committed without them)")
+    p.add_argument("notebooks", nargs="+")
+
+    def run(args: argparse.Namespace) -> int:
+        import nbformat
+
+        for path in args.notebooks:
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = []
+                    cell.execution_count = None
+            nbformat.write(nb, path)
+            print(f"tmslab: stripped {path}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 # name -> function registering the sub-parser. New subcommands go here.
 SUBCOMMANDS: dict[str, Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]] = {
     "load": _add_load,
     "report": _report.add_subcommand,
+    "strip": _add_strip,
 }
 
 

@@ -181,18 +181,38 @@ def status(rundir: str | os.PathLike[str]) -> RunStatus:
     return RunStatus(path, "missing", writer=writer)
 
 
+def _cjson_number(token: str) -> str:
+    """A JSON number as cJSON prints it (print_number): an integral value in int's range as
+    %d, else %1.15g, or %1.17g when that does not read back within DBL_EPSILON (cJSON's
+    compare_double); NaN and infinities as null."""
+    d = float(token)
+    if math.isnan(d) or math.isinf(d):
+        return "null"
+    if d.is_integer() and -(2 ** 31) <= d <= 2 ** 31 - 1:
+        return str(int(d))
+    s = "%1.15g" % d
+    back = float(s)
+    if abs(back - d) > max(abs(back), abs(d)) * 2.220446049250313e-16:
+        s = "%1.17g" % d
+    return s
+
+
 def _manifest_text_sha256(text: str) -> tuple[str | None, str]:
     """(the "sha256" a manifest records, the SHA-256 tms computes of it): of the object
-    printed compactly (cJSON's print: no spaces) without its "sha256" key. Numbers keep
-    the text they were written with (cJSON wrote them; it prints the same again)."""
+    printed compactly by cJSON without its "sha256" key, so the file's layout and the way
+    its numbers are written do not matter, only their values."""
     mark = "\x00"
-    d = json.loads(text, parse_float=lambda tok: mark + tok + mark)
+
+    def number(tok: str) -> str:
+        return mark + _cjson_number(tok) + mark
+
+    d = json.loads(text, parse_float=number, parse_int=number)
     if not isinstance(d, dict):
         raise ValueError("not a JSON object")
     recorded = d.pop("sha256", None)
     compact = json.dumps(d, separators=(",", ":"), ensure_ascii=False)
     compact = re.sub(r'"\\u0000([^"\\]*)\\u0000"', r"\1", compact)
-    return recorded, hashlib.sha256(compact.encode()).hexdigest()
+    return (recorded if isinstance(recorded, str) else None), hashlib.sha256(compact.encode()).hexdigest()
 
 
 def _array_sha256(path: Path) -> str:
@@ -323,6 +343,15 @@ class Run:
     def verify(self) -> list[str]:
         """tmslab.verify(self.path): check the files against the manifest's checksums."""
         return verify(self.path)
+
+    def at(self, instance: int) -> xr.Dataset:
+        """The grid point of instance `instance` (its index in the grid, the `instance`
+        column of instances.csv and features.csv): every variable there, the grid's axes
+        reduced to their values there."""
+        shape = tuple(self.ds.sizes[d] for d in GRID_DIMS)
+        if not 0 <= instance < math.prod(shape):
+            raise IndexError(f"instance {instance}: the grid has {math.prod(shape)} instances")
+        return self.ds.isel(dict(zip(GRID_DIMS, np.unravel_index(instance, shape))))
 
     def best(self) -> xr.Dataset:
         """The Dataset with the replicate axis reduced to each grid point's best replicate:

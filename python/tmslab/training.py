@@ -169,14 +169,16 @@ def run_tms(argv: Sequence[str], desc: str = "tms", progress: bool = True, echo:
                 if isinstance(obj, dict) and "step" in obj and "steps" in obj:
                     if bar is None:
                         bar = _progress_bar(int(obj["steps"]), 0, desc, progress)
-                    bar.update(int(obj["step"]) - bar.n)
                     if obj.get("loss") is not None:
                         bar.set_postfix(loss=f"{obj['loss']:.6g}", refresh=False)
+                    bar.update(int(obj["step"]) - bar.n)
+                    if int(obj["step"]) >= int(obj["steps"]):
+                        bar.close()  # the last step: tms's closing messages print below the bar
                     continue
                 text = line.rstrip("\n")
                 messages.append(text)
                 if echo is not None:
-                    if bar is not None and not bar.disable:
+                    if bar is not None and not bar.disable and bar.n < (bar.total or 0):
                         bar.write(text, file=echo)
                     else:
                         print(text, file=echo, flush=True)

@@ -116,3 +116,34 @@ def test_find_tms(tms: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     else:
         with pytest.raises(tmslab.TmsNotFoundError, match="not tms"):
             tmslab.find_tms()
+
+
+def test_ctrl_c_stops_tms_with_a_checkpoint(tms: Path, tmp_path: Path) -> None:
+    """Ctrl-C in Python (SIGINT to the Python process alone, as Jupyter's interrupt sends
+    it) is passed on to tms, which saves a checkpoint and exits 3: TmsError(returncode=3);
+    the run is then "interrupted" and tmslab.train(resume=...) can continue it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "long"
+    code = f"""
+import sys, tmslab
+try:
+    tmslab.train({{"model": {{"n_features": 5, "n_hidden": 2}}, "train": {{"steps": 1000000, "log_every": 100}}}},
+                 out={str(out)!r}, backend="cpu", progress=False, echo=False, tms={str(tms)!r})
+except tmslab.TmsError as e:
+    print("returncode", e.returncode)
+    print(e.message)
+"""
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while tmslab.status(out).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # past the start: training under way
+    p.send_signal(signal.SIGINT)
+    stdout, _ = p.communicate(timeout=120)
+    assert "returncode 3" in stdout and "checkpoint saved" in stdout, stdout
+    st = tmslab.status(out)
+    assert st.status == "interrupted" and 0 <= (st.step or 0) < 1000000

@@ -68,8 +68,12 @@ expect 2 "expected K/N" tmsb train sweep.json --out bad --shard 3
 
 # ---- SIGTERM, then --resume
 tmsb train sweep.json --out ref --set train.steps=$long --quiet || fail "reference run"
-"$tms" train sweep.json --out term --set train.steps=$long --backend "$backend" --quiet &
-pid=$!; sleep 0.7; kill -TERM $pid; wait $pid; rc=$?
+# SIGTERM once training is under way: its first --progress json line comes after the stop
+# handlers are installed (a fixed sleep lost that race on a loaded machine: exit 143)
+"$tms" train sweep.json --out term --set train.steps=$long --backend "$backend" --progress json 2> term.err &
+pid=$!
+for _ in $(seq 1200); do grep -q '^{' term.err 2>/dev/null && break; sleep 0.05; done
+sleep 0.2; kill -TERM $pid; wait $pid; rc=$?
 if [ $rc -eq 3 ]; then
     grep -q '"status":.*"interrupted"' term.partial/manifest.json || fail "SIGTERM: manifest not 'interrupted'"
     tmsb train --resume term --quiet || fail "resume after SIGTERM"

@@ -59,6 +59,10 @@ def test_errors_are_tms_errors(tmp_path: Path) -> None:
     assert e.value.returncode == 2
     assert tmslab.train(spec, out=tmp_path / "r", force=True, steps=30, progress=False, echo=False,
                         backend="cpu").manifest["steps_completed"] == 30
+    # flags reach tms: --cuda-path with --backend cpu is refused by tms, naming both
+    with pytest.raises(tmslab.TmsError, match="--cuda-path fused with --backend cpu") as e:
+        tmslab.train(spec, out=tmp_path / "c", cuda_path="fused", backend="cpu", progress=False, echo=False)
+    assert e.value.returncode == 2
     # a runtime failure: exit 1
     (tmp_path / "blocker").write_text("")
     with pytest.raises(tmslab.TmsError, match="cannot create directory") as e:

@@ -203,6 +203,7 @@ def run_tms(argv: Sequence[str], desc: str = "tms", progress: bool = True, echo:
 def train(spec: Mapping[str, Any] | str | os.PathLike[str] | None = None, *, out: str | os.PathLike[str] | None = None,
           resume: str | os.PathLike[str] | None = None, backend: str = "auto", threads: int | None = None,
           shard: str | None = None, checkpoint_every: int | None = None, force: bool = False, tf32: bool = False,
+          cuda_path: str | None = None,
           progress: bool = True, echo: bool = True, tms: str | os.PathLike[str] | None = None, build: bool = False,
           extra_args: Iterable[str] = (), **overrides: Any) -> Run:
     """Train a spec with the compiled tms and return the loaded run (tmslab.load(out)).
@@ -213,8 +214,8 @@ def train(spec: Mapping[str, Any] | str | os.PathLike[str] | None = None, *, out
     passed as `--set` flags, so tms checks them and names a bad one (see set_flags).
     out: the run directory to write (tms refuses an existing one unless force=True).
     resume: instead of spec and out, continue RUNDIR.partial from its checkpoint.
-    backend ("auto", "cpu", "cuda"), threads, shard ("K/N"), checkpoint_every, tf32: the
-    `tms train` flags of the same names.
+    backend ("auto", "cpu", "cuda"), threads, shard ("K/N"), checkpoint_every, tf32,
+    cuda_path ("auto", "gemm", "fused"): the `tms train` flags of the same names.
     progress: show a tqdm bar (a widget in Jupyter). echo: pass tms's messages on to
     stderr. tms: the binary (default: find_tms(build)). extra_args: more flags, verbatim.
 
@@ -255,6 +256,8 @@ def train(spec: Mapping[str, Any] | str | os.PathLike[str] | None = None, *, out
         argv += ["--checkpoint-every", str(int(checkpoint_every))]
     if tf32:
         argv.append("--tf32")
+    if cuda_path is not None:
+        argv += ["--cuda-path", cuda_path]
     argv += list(extra_args)
     try:
         run_tms(argv, desc=Path(out).name, progress=progress, echo=sys.stderr if echo else None)

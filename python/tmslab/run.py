@@ -261,12 +261,10 @@ _verify_run = verify  # load()'s `verify` argument shadows the function there
 
 
 def _snapshots(run: "Run") -> xr.Dataset | None:
-    """The hook for output.snapshots (the weights saved during training): None when the
-    run saved none. The module that adds snapshots to tms fills this in (reading them onto
-    the grid's axes plus a snapshot step axis); until then a run that has them says so."""
-    if not run.manifest.get("snapshots") and not (run.path / "snapshots").exists():
+    """Run.snapshots: load_snapshots(run.path), or None when the run recorded none."""
+    if not run.manifest.get("snapshots"):
         return None
-    raise RunError(f"{run.path} has snapshots, which this tmslab cannot read yet")
+    return load_snapshots(run.path)
 
 
 def _npy(path: Path, name: str, shape: tuple[int, ...], required: bool = True) -> np.ndarray | None:
@@ -337,7 +335,8 @@ class Run:
 
     @cached_property
     def snapshots(self) -> xr.Dataset | None:
-        """The weights saved during training (output.snapshots), or None when there are none."""
+        """The parameters recorded during training (output.snapshots; see load_snapshots), or
+        None when the run recorded none."""
         return _snapshots(self)
 
     def verify(self) -> list[str]:

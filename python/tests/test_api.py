@@ -12,10 +12,12 @@ import pytest
 import tmslab
 import tmslab.plot
 
-# tmslab.report has its own owner and tests (tests/test_report.sh)
+# tmslab.report and tmslab.plot.dynamics have their own owners and tests (tests/test_report.sh,
+# tests/test_dynamics_plots.sh)
 MODULES = sorted({"tmslab", *(f"tmslab.{m.name}" for m in pkgutil.iter_modules(tmslab.__path__)
                               if m.name not in ("__main__", "report")),
-                  *(f"tmslab.plot.{m.name}" for m in pkgutil.iter_modules(tmslab.plot.__path__))})
+                  *(f"tmslab.plot.{m.name}" for m in pkgutil.iter_modules(tmslab.plot.__path__)
+                    if m.name != "dynamics")})
 
 
 def public(module_name: str) -> list[tuple[str, object]]:

@@ -69,7 +69,16 @@ def test_untied_variables(untied_dir: Path) -> None:
         at = run.sel(density=row.density, seed=row.seed, replicate=0).squeeze()
         np.testing.assert_array_equal(at.W2.transpose("feature", "hidden").values, W2[row.instance])
         np.testing.assert_array_equal(at.b1.values, b1[row.instance])
-    assert run.snapshots is None  # output.snapshots: none saved
+    assert run.snapshots is None  # output.snapshots: none recorded
+
+
+def test_snapshots_attribute(tmp_path: Path) -> None:
+    """Run.snapshots is load_snapshots of the run: the last snapshot is the final W."""
+    run = tmslab.train({"model": {"n_features": 4, "n_hidden": 2}}, out=tmp_path / "snap", backend="cpu",
+                       progress=False, echo=False, steps=200, density=[1, 0.1], snapshots=[0, 100, 200])
+    snap = run.snapshots
+    assert snap is not None and list(snap.step.values) == [0, 100, 200]
+    np.testing.assert_array_equal(snap.W.sel(step=200).transpose(*run.W.dims).values, run.W.values)
 
 
 def _tms(tms: Path, *args: str | os.PathLike[str]) -> None:

@@ -33,6 +33,18 @@ def test_spec_file_with_overrides(tmp_path: Path) -> None:
     assert run.spec["name"] == "pentagon" and run.sizes["density"] == 1 and run.spec["train"]["steps"] == 100
 
 
+def test_every_spec_field_has_a_keyword() -> None:
+    """SPEC_FIELDS covers the README's spec table (a field added to tms needs its keyword)."""
+    import re
+
+    from tmslab.training import SPEC_FIELDS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = set(re.findall(r"^\| `(model|data|optimizer|train|output)\.([a-z_]+)`", readme, re.M))
+    ours = {(section, field) for field, section in SPEC_FIELDS.items()} | {("optimizer", "name")}
+    assert table and table == ours, (table - ours, ours - table)
+
+
 def test_set_flags() -> None:
     assert set_flags({"steps": 10, "density": [1, 0.1], "optimizer": "adam", "model": {"bias": False},
                       "train.seed": 3}) == [

@@ -32,10 +32,11 @@ from .run import Run, load
 SPEC_FIELDS: dict[str, str] = {
     **{f: "model" for f in ("n_features", "n_hidden", "decoder", "hidden_activation", "output_activation", "bias",
                             "hidden_bias")},
-    **{f: "data" for f in ("density", "importance_decay", "importance", "batch_size", "task", "feature_sets")},
+    **{f: "data" for f in ("density", "relative_density", "importance_decay", "importance", "batch_size", "task",
+                           "feature_sets")},
     **{f: "optimizer" for f in ("lr", "betas", "eps", "weight_decay", "schedule", "warmup_steps")},
     **{f: "train" for f in ("steps", "seed", "seeds", "log_every", "eval_samples")},
-    **{f: "output" for f in ("images", "contact_sheet", "max_images")},
+    **{f: "output" for f in ("images", "contact_sheet", "max_images", "snapshots", "snapshot_spacing")},
 }
 SECTIONS = ("model", "data", "optimizer", "train", "output")
 

@@ -255,7 +255,15 @@ static void split_train(cpu_ctx_t *c, long step_begin, long step_end, float *los
             st.beta1 = P->beta1; st.beta2 = P->beta2; st.eps = P->eps;
             st.weight_decay = P->inst[i].weight_decay;
             st.kind = P->optimizer;
-            tms_adamw_step(&c->L, i, c->params, c->grads, c->adam_m, c->adam_v, &st);
+            // tms_adamw_step's update, element by element (each element alone: any split of
+            // the elements among threads gives the same bits)
+            for (int ts = 0; ts < TMS_NTENSORS; ts++) {
+                const size_t base = c->L.offset[ts] + c->L.per_instance[ts] * (size_t)i;
+                float *pp = c->params + base, *gg = c->grads + base, *mm = c->adam_m + base, *vv = c->adam_v + base;
+                const long count = (long)c->L.per_instance[ts];
+                #pragma omp parallel for schedule(static) num_threads(c->threads)
+                for (long e = 0; e < count; e++) tms_adam_update(&pp[e], &mm[e], &vv[e], gg[e], &st);
+            }
         }
     }
 }

@@ -260,56 +260,158 @@ def write_atomic(path, text):
 # ----------------------------------------------------------------------------
 # the two benchmarks
 
+# CPU shapes: name -> (n, m, instances, steps, densities, importance decay). Steps are
+# the spec's 10,000 for the small shapes and scaled down for the slow ones (the table says
+# so); instance-steps/s and FLOP/s do not depend on the step count beyond start-up.
+def _intro_densities(count):
+    return [round(20.0 ** (-k / (count - 1)), 6) for k in range(count)] if count > 1 else [1.0]
+
+
+UNIFORM_DENSITIES = [1.0, 0.5, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.035, 0.025, 0.018, 0.012, 0.008, 0.005]
+CPU_SHAPES = [
+    ("5->2 x10", 5, 2, 10, 10000, _intro_densities(10), 0.9),
+    ("100->20 x8", 100, 20, 8, 2000, _intro_densities(8), 1.0),
+    ("400->30 x14", 400, 30, 14, 500, UNIFORM_DENSITIES, 1.0),
+    ("1000->100 x2", 1000, 100, 2, 200, [0.05, 0.05], 1.0),
+    ("2000->400 x1", 2000, 400, 1, 40, [0.05], 1.0),
+]
+
+
+def cpu_spec(name, n, m, steps, densities, importance_decay):
+    return {
+        "name": "bench_cpu_%dx%d" % (n, m),
+        "model": {"n_features": n, "n_hidden": m, "decoder": "tied", "hidden_activation": "none",
+                  "output_activation": "relu", "bias": True},
+        "data": {"density": densities, "importance_decay": importance_decay, "batch_size": BATCH},
+        "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, "schedule": "constant"},
+        "train": {"steps": steps, "seed": 0, "seeds": 1, "log_every": steps},
+        "output": {"images": False},
+    }
+
+
+def run_ceiling(crossover, n, m, threads, seconds):
+    """The SGEMM ceiling of an n -> m model (cpu_crossover ceiling): FLOP/s, or None."""
+    try:
+        out = subprocess.run([crossover, "ceiling", "%d:%d" % (n, m), str(threads), str(seconds)],
+                             capture_output=True, text=True, timeout=600)
+        return json.loads(out.stdout.strip().splitlines()[-1])["flop_per_second"]
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError):
+        return None
+
+
 def bench_cpu(a):
-    spec_src = os.path.join(HERE, "intro_cpu.json")
-    with open(spec_src) as f:
-        spec = json.load(f)
-    full_steps = spec["train"]["steps"]
-    if a.steps:
-        spec["train"]["steps"] = a.steps
-    steps = spec["train"]["steps"]
+    shapes = CPU_SHAPES
+    if a.only:
+        wanted = set(a.only.split(","))
+        shapes = [s for s in CPU_SHAPES if s[0].split(" ")[0] in wanted or s[0] in wanted]
+        if not shapes:
+            sys.exit("bench: --only %s names no shape; shapes: %s" % (a.only, ", ".join(s[0] for s in CPU_SHAPES)))
+    full = not a.steps and not a.only
     results = a.results
     if not results:
-        if steps == full_steps:
+        if full:
             results = os.path.join(HERE, "RESULTS_cpu.md")
         else:
-            results = "/tmp/tms_bench_cpu_steps%d.md" % steps
-            print("bench: %d steps is not the full run; results go to %s, not RESULTS_cpu.md"
-                  % (steps, results), file=sys.stderr)
+            results = "/tmp/tms_bench_cpu.md"
+            print("bench: not the full table (--steps or --only); results go to %s, not RESULTS_cpu.md"
+                  % results, file=sys.stderr)
     threads = a.threads or os.cpu_count()
+    crossover = os.path.join(os.path.dirname(a.tms), "cpu_crossover")
+    if not os.access(crossover, os.X_OK):
+        sys.exit("bench: no %s (the SGEMM ceiling); build it: cmake --build build --target cpu_crossover" % crossover)
     facts = torch_facts(a.python)
     work = tempfile.mkdtemp(prefix="tms_bench_cpu.")
-    spec_path = os.path.join(work, "intro_cpu.json")
-    with open(spec_path, "w") as f:
-        json.dump(spec, f, indent=1)
     load_before = load_average()
-    pargs = peer_args(spec, "cpu", threads)
-    rows = [{"workload": "intro", "impl": "tms", "steps": steps, "reps": []},
-            {"workload": "intro", "impl": "torch " + facts["version"], "steps": steps, "reps": []}]
+    rows, plan = [], []
+    for name, n, m, instances, steps, densities, decay in shapes:
+        steps = a.steps or steps
+        spec = cpu_spec(name, n, m, steps, densities, decay)
+        spec_path = os.path.join(work, "%dx%d.json" % (n, m))
+        with open(spec_path, "w") as f:
+            json.dump(spec, f, indent=1)
+        tms_row = {"workload": name, "impl": "tms", "steps": steps, "reps": [], "n": n, "m": m,
+                   "instances": instances, "densities": densities, "ceiling_reps": []}
+        peer_row = {"workload": name, "impl": "torch " + facts["version"], "steps": steps, "reps": [],
+                    "n": n, "m": m, "instances": instances}
+        rows += [tms_row, peer_row]
+        plan.append((name, n, m, spec_path, peer_args(spec, "cpu", threads), tms_row, peer_row))
+    # interleaved: each repetition runs every shape's ceiling, tms and peer in turn
     for rep in range(a.reps):
-        print("bench: rep %d/%d tms" % (rep + 1, a.reps), file=sys.stderr, flush=True)
-        rows[0]["reps"].append(run_tms(a.tms, spec_path, os.path.join(work, "tms_%d" % rep), "cpu",
-                                       threads, a.timeout))
-        print("bench: rep %d/%d torch" % (rep + 1, a.reps), file=sys.stderr, flush=True)
-        rows[1]["reps"].append(run_peer(a.python, pargs, os.path.join(work, "torch_%d.log" % rep),
-                                        a.timeout))
+        for name, n, m, spec_path, pargs, tms_row, peer_row in plan:
+            tag = "%dx%d_%d" % (n, m, rep)
+            print("bench: rep %d/%d %s: SGEMM ceiling, tms, torch" % (rep + 1, a.reps, name),
+                  file=sys.stderr, flush=True)
+            tms_row["ceiling_reps"].append(run_ceiling(crossover, n, m, threads, 1.0))
+            tms_row["reps"].append(run_tms(a.tms, spec_path, os.path.join(work, "tms_" + tag), "cpu",
+                                           threads, a.timeout))
+            peer_row["reps"].append(run_peer(a.python, pargs, os.path.join(work, "torch_%s.log" % tag),
+                                             a.timeout))
+    # FLOP/s: 10 B n m per instance-step (five products of 2 B n m: z, y; dDec, dh, dW)
+    flops = ["| shape | steps | tms GFLOP/s | torch GFLOP/s | SGEMM ceiling GFLOP/s (min..max) "
+             "| tms / ceiling |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    verdict = {}
+    for k in range(0, len(rows), 2):
+        t, p = rows[k], rows[k + 1]
+        tok = [r for r in t["reps"] if "error" not in r]
+        pok = [r for r in p["reps"] if "error" not in r]
+        ceil = [c for c in t["ceiling_reps"] if c]
+        per_step = 10.0 * BATCH * t["n"] * t["m"]
+        if not tok or not pok or not ceil:
+            flops.append("| %s | %d | n/a | n/a | n/a | n/a |" % (t["workload"], t["steps"]))
+            continue
+        tw = statistics.median(r["wall_seconds"] for r in tok)
+        pw = statistics.median(r["wall_seconds"] for r in pok)
+        tf = t["instances"] * t["steps"] * per_step / tw
+        pf = t["instances"] * t["steps"] * per_step / pw
+        cm = statistics.median(ceil)
+        t["ratio_peer_over_tms"] = pw / tw
+        t["fraction_of_ceiling"] = tf / cm
+        verdict[t["workload"]] = (pw / tw, tf / cm)
+        flops.append("| %s | %d | %.1f | %.1f | %.1f (%.1f..%.1f) | %.2f |" % (
+            t["workload"], t["steps"], tf / 1e9, pf / 1e9, cm / 1e9, min(ceil) / 1e9, max(ceil) / 1e9, tf / cm))
+    targets = []
+    if verdict:
+        worst = min(v[0] for v in verdict.values())
+        targets.append("- tms at least as fast as the peer at every shape: %s (smallest torch/tms %.2f)"
+                       % ("met" if worst >= 1.0 else "NOT met", worst))
+    if "5->2 x10" in verdict:
+        r = verdict["5->2 x10"][0]
+        targets.append("- at least 10x on 5->2: %s (%.1fx)" % ("met" if r >= 10 else "NOT met", r))
+    if "2000->400 x1" in verdict:
+        f = verdict["2000->400 x1"][1]
+        targets.append("- at least half the SGEMM ceiling at 2000->400: %s (%.2f)" % ("met" if f >= 0.5 else "NOT met", f))
     lines = [
-        "# CPU benchmark: tms against the PyTorch peer",
+        "# CPU benchmark: tms against the PyTorch peer, shape by shape",
         "",
         "Written by `experiments/bench/bench_cpu.sh`; see `experiments/bench/README.md`.",
         "",
-        "- machine: %s, %d logical CPUs (nproc); load average before the run: %s"
-        % (cpu_model(), os.cpu_count(), load_before),
+        "- machine: %s, %d logical CPUs (nproc); load average before the run: %s, after: %s"
+        % (cpu_model(), os.cpu_count(), load_before, load_average()),
         "- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "- tms commit: %s; torch %s (%s); both on %d threads (tms --threads, torch.set_num_threads)"
-        % (git_commit(), facts["version"], a.python, threads),
-        "- workload: the notebook's intro run: 10 instances, n=5, m=2, tied, batch %d, %d steps, "
-        "importance 0.9^i, density 20^-linspace(0,1,10) (1 .. 0.05, one per instance), AdamW "
-        "lr 1e-3, wd 0.01, fp32" % (spec["data"]["batch_size"], steps),
-        "- %d repetitions, interleaved (tms, torch, tms, torch, ...); table shows the median"
-        % a.reps,
+        "- tms commit: %s; torch %s (%s, its BLAS: %s); both on %d threads (tms --threads, "
+        "torch.set_num_threads)" % (git_commit(), facts["version"], a.python, blas_of(a.python), threads),
+        "- every shape: tied, output ReLU, bias, batch %d, AdamW lr 1e-3, wd 0.01, fp32; one density per "
+        "instance: 5->2 and 100->20 20^-linspace(0,1,I) (1 .. 0.05; 5->2 with importance 0.9^i, the "
+        "notebook's intro run), 400->30 the uniform figure's 14 (1 .. 0.005), 1000->100 and 2000->400 "
+        "0.05; steps: 10,000 for 5->2, fewer for the larger shapes (column steps)" % BATCH,
+        "- %d repetitions, interleaved (per repetition and shape: SGEMM ceiling, tms, torch); the "
+        "tables show medians" % a.reps,
         "",
     ] + summarise(rows) + [
+        "",
+        "## FLOP/s against the SGEMM ceiling",
+        "",
+    ] + flops + [
+        "",
+        "FLOPs: 10 x batch x n x m per instance-step (the five products of a forward and backward: "
+        "z = W x, y = W^T h, and in the backward dW from the decoder, dh, dW from the encoder), "
+        "elementwise work and the data draw not counted. SGEMM ceiling: the same five products as "
+        "OpenBLAS SGEMMs over the whole batch of 1024 on all %d threads, for one second, right "
+        "before each tms run (`cpu_crossover ceiling`)." % threads,
+        "",
+        "## Targets",
+        "",
+    ] + targets + [
         "",
         "wall: each program's own clock around its training loop (tms: manifest.json "
         "wall_seconds; torch: time.perf_counter around the loop). process: the whole command, "
@@ -319,7 +421,20 @@ def bench_cpu(a):
         "(a check that both trained, not a benchmark).",
         "",
     ]
-    finish(a, results, lines, rows, work, {"mode": "cpu", "steps": steps})
+    finish(a, results, lines, rows, work, {"mode": "cpu", "threads": threads, "load_before": load_before})
+
+
+def blas_of(python):
+    """Which BLAS library the interpreter's torch has loaded after a matmul (from its maps)."""
+    code = ("import torch, re; a = torch.ones(64, 64); a @ a; "
+            "libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if re.search('blas|mkl', l)}); "
+            "print(' '.join(libs))")
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
+        libs = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    except (OSError, subprocess.SubprocessError):
+        libs = ""
+    return libs or "unknown"
 
 
 def bench_gpu(a):
@@ -427,7 +542,8 @@ def main():
         s.add_argument("--timeout", type=int, default=1800, help="seconds allowed per command (default 1800)")
         s.add_argument("--keep", action="store_true", help="keep the run folders and logs")
     cpu, gpu = sub.choices["cpu"], sub.choices["gpu"]
-    cpu.add_argument("--steps", type=int, default=None, help="override train.steps (a check, not a result)")
+    cpu.add_argument("--steps", type=int, default=None, help="override every shape's steps (a check, not a result)")
+    cpu.add_argument("--only", default=None, help="comma list of shapes: 5->2, 100->20, 400->30, 1000->100, 2000->400")
     cpu.add_argument("--threads", type=int, default=None, help="threads for both (default: nproc)")
     gpu.add_argument("--quick", action="store_true", help="cut every workload's steps 10x (smoke run)")
     gpu.add_argument("--only", default=None, help="comma list of workloads: A, B, C or A-tied, C-untied, ...")

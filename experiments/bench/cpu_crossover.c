@@ -6,6 +6,8 @@
 //                                # of a batch of 1024, over a grid of (n, m) or the shapes given,
 //                                # x at density 1
 //   build/cpu_crossover sparse   # SGEMM vs the sparse products, for shapes and densities
+//   build/cpu_crossover ceiling N:M THREADS SECONDS   # the SGEMM ceiling of an N -> M model
+//                                # (bench.py cpu runs it beside each shape)
 //
 // One thread (what each instance gets when instances are spread over cores). The variants
 // of one cell run interleaved, REPS rounds, and each prints the median of its rounds in
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <cblas.h>
 #include "tms.h"
 #include "cpu_blas.h"
 #include "cpu_backend.h"
@@ -170,13 +173,57 @@ static void sparse(void) {
         }
 }
 
+// The SGEMM ceiling of an n -> m model: the five products of one forward + backward of a
+// batch of BATCH rows (z = W x, y = Wd h, dDec = h dy^T, dh = Wd^T dy, dW = dz x^T), each one
+// OpenBLAS SGEMM over the whole batch on `threads` threads, run for about `seconds`. Prints
+// one JSON line: the FLOP/s of those products (10 BATCH n m FLOPs a batch).
+void openblas_set_num_threads(int num_threads);
+static int ceiling(int argc, char **argv) {
+    int n, m, threads;
+    double seconds;
+    if (argc != 3 || sscanf(argv[0], "%d:%d", &n, &m) != 2 || n < 1 || m < 1 || n > 100000 || m > 100000 ||
+        sscanf(argv[1], "%d", &threads) != 1 || threads < 1 || threads > 4096 || sscanf(argv[2], "%lf", &seconds) != 1 ||
+        !(seconds > 0 && seconds < 3600)) {
+        fprintf(stderr, "usage: cpu_crossover ceiling N:M THREADS SECONDS\n");
+        return 2;
+    }
+    openblas_set_num_threads(threads);
+    const size_t tn = (size_t)BATCH * n, tm = (size_t)BATCH * m;
+    float *W = malloc((size_t)m * n * sizeof(float)), *gW = malloc((size_t)m * n * sizeof(float));
+    float *x = malloc(tn * sizeof(float)), *dy = malloc(tn * sizeof(float)), *y = malloc(tn * sizeof(float));
+    float *h = malloc(tm * sizeof(float)), *dh = malloc(tm * sizeof(float));
+    if (!W || !gW || !x || !dy || !y || !h || !dh) {
+        fprintf(stderr, "cpu_crossover: out of memory\n");
+        return 1;
+    }
+    for (size_t e = 0; e < (size_t)m * n; e++) W[e] = gW[e] = 0.01f * (float)(e % 7);
+    for (size_t e = 0; e < tn; e++) x[e] = dy[e] = 0.1f * (float)(e % 5);
+    for (size_t e = 0; e < tm; e++) h[e] = 0.1f * (float)(e % 3);
+    long batches = 0;
+    double t0 = now(), t = 0;
+    do { // the products of cpu_blas.c, whole batch at once (row-major, feature-major tiles)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, BATCH, n, 1.0f, W, n, x, BATCH, 0.0f, h, BATCH);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, BATCH, m, 1.0f, W, n, h, BATCH, 0.0f, y, BATCH);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, BATCH, 1.0f, h, BATCH, dy, BATCH, 1.0f, gW, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, BATCH, n, 1.0f, W, n, dy, BATCH, 0.0f, dh, BATCH);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, BATCH, 1.0f, dh, BATCH, x, BATCH, 1.0f, gW, n);
+        batches++;
+        t = now() - t0;
+    } while (t < seconds);
+    printf("{\"n\": %d, \"m\": %d, \"batch\": %d, \"threads\": %d, \"batches\": %ld, \"seconds\": %.6f, "
+           "\"flop_per_second\": %.6e}\n", n, m, BATCH, threads, batches, t, 10.0 * BATCH * n * m * batches / t);
+    free(W); free(gW); free(x); free(dy); free(y); free(h); free(dh);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     tms_blas_init();
     const char *what = argc > 1 ? argv[1] : "";
     if (!strcmp(what, "paths")) paths(argc - 2, argv + 2);
     else if (!strcmp(what, "sparse")) sparse();
+    else if (!strcmp(what, "ceiling")) return ceiling(argc - 2, argv + 2);
     else {
-        fprintf(stderr, "usage: cpu_crossover paths|sparse\n");
+        fprintf(stderr, "usage: cpu_crossover paths [N:M...] | sparse | ceiling N:M THREADS SECONDS\n");
         return 2;
     }
     return 0;

@@ -325,7 +325,12 @@ def bench_cpu(a):
     rows, plan = [], []
     for name, n, m, instances, steps, densities, decay in shapes:
         steps = a.steps or steps
-        spec = cpu_spec(name, n, m, steps, densities, decay)
+        if (n, m) == (5, 2):  # the notebook's intro run, as committed
+            with open(os.path.join(HERE, "intro_cpu.json")) as f:
+                spec = json.load(f)
+            spec["train"]["steps"] = steps
+        else:
+            spec = cpu_spec(name, n, m, steps, densities, decay)
         spec_path = os.path.join(work, "%dx%d.json" % (n, m))
         with open(spec_path, "w") as f:
             json.dump(spec, f, indent=1)

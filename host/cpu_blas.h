@@ -21,7 +21,7 @@ extern "C" {
 // enough that a batch splits into tiles the threads share when there are few instances.
 #define TMS_BLAS_TILE 256
 
-// The crossovers, measured with experiments/bench/cpu_crossover on a 2-core AMD EPYC
+// The crossovers, measured with experiments/bench/cpu_crossover on a 2-core Intel Xeon
 // (experiments/bench/README.md has the tables):
 // - SGEMM beat the loops at every shape measured above n m = 10 (4x3, 6x2 and up: 1.2x to
 //   12x for a forward + backward); at 5x2 and 3x2 the two were within the machine's noise

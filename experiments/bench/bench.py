@@ -150,14 +150,14 @@ def gpu_spec(name, decoder, n, m, instances, steps):
 # ----------------------------------------------------------------------------
 # running one repetition
 
-def run_logged(cmd, log_path, timeout):
+def run_logged(cmd, log_path, timeout, env=None):
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         try:
             proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
-                                  timeout=timeout)
+                                  timeout=timeout, env=env)
         except subprocess.TimeoutExpired:
             return None, time.perf_counter() - t0, "timed out after %d s" % timeout
         log.write(proc.stdout)
@@ -190,8 +190,14 @@ def run_tms(tms, spec_path, run_dir, backend, threads, timeout):
         return {"error": "tms: cannot read %s/manifest.json or instances.csv: %s" % (run_dir, e)}
 
 
-def run_peer(python, args, log_path, timeout):
-    proc, elapsed, err = run_logged([python, PEER, "--json"] + args, log_path, timeout)
+def run_peer(python, args, log_path, timeout, blas_threads=None):
+    # blas_threads: the thread count for the BLAS under torch too (Debian's torch calls the
+    # system OpenBLAS, whose own threads torch.set_num_threads does not limit: left alone it
+    # runs one per core beside torch's, and on a shared machine they spin waiting for each other)
+    env = None
+    if blas_threads:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas_threads), OMP_NUM_THREADS=str(blas_threads))
+    proc, elapsed, err = run_logged([python, PEER, "--json"] + args, log_path, timeout, env)
     if err:
         return {"error": "peer: " + err}
     try:
@@ -351,7 +357,7 @@ def bench_cpu(a):
             tms_row["reps"].append(run_tms(a.tms, spec_path, os.path.join(work, "tms_" + tag), "cpu",
                                            threads, a.timeout))
             peer_row["reps"].append(run_peer(a.python, pargs, os.path.join(work, "torch_%s.log" % tag),
-                                             a.timeout))
+                                             a.timeout, blas_threads=threads))
     # FLOP/s: 10 B n m per instance-step (five products of 2 B n m: z, y; dDec, dh, dW)
     flops = ["| shape | steps | tms GFLOP/s | torch GFLOP/s | SGEMM ceiling GFLOP/s (min..max) "
              "| tms / ceiling |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -395,7 +401,7 @@ def bench_cpu(a):
         % (cpu_model(), os.cpu_count(), load_before, load_average()),
         "- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "- tms commit: %s; torch %s (%s, its BLAS: %s); both on %d threads (tms --threads, "
-        "torch.set_num_threads)" % (git_commit(), facts["version"], a.python, blas_of(a.python), threads),
+        "torch.set_num_threads with OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set to the same)" % (git_commit(), facts["version"], a.python, blas_of(a.python), threads),
         "- every shape: tied, output ReLU, bias, batch %d, AdamW lr 1e-3, wd 0.01, fp32; one density per "
         "instance: 5->2 and 100->20 20^-linspace(0,1,I) (1 .. 0.05; 5->2 with importance 0.9^i, the "
         "notebook's intro run), 400->30 the uniform figure's 14 (1 .. 0.005), 1000->100 and 2000->400 "

@@ -344,7 +344,9 @@ class Fuzzer:
             open(man, "wb").write(text)
             files["manifest.json"] = text
         if rng.random() < 0.5:
-            return [self.a.tms, "render", "src"] + (["--threads", "1"] if rng.random() < 0.5 else [])
+            pick = ["--instances", rng.choice(["best", "all", "0", "0-1", "1,0", "0,0", "1-0", "", "x", "99", "-1",
+                                               "0,", ",0", "00", "0-", "4294967296"] + ODD)] if rng.random() < 0.5 else []
+            return [self.a.tms, "render", "src"] + (["--threads", "1"] if rng.random() < 0.5 else []) + pick
         others = ["src"] + [rng.choice(self.complete) for _ in range(rng.randint(0, 2))]
         return [self.a.tms, "merge", "run"] + others + (["--force"] if rng.random() < 0.2 else [])
 

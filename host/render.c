@@ -98,10 +98,10 @@ static rgb_t ramp(const rgb_t *stops, int k, float t) {
     return c;
 }
 
-// diverging, t in [-1, 1]: ColorBrewer RdBu's blues and reds around white; NaN grey
+// diverging, t in [-1, 1]: ColorBrewer RdBu's blues and reds around white; not finite grey
 static rgb_t diverging(float t) {
     static const rgb_t STOPS[5] = {{33, 102, 172}, {103, 169, 207}, {255, 255, 255}, {239, 138, 98}, {178, 24, 43}};
-    if (t != t) return NAN_GREY;
+    if (!isfinite(t)) return NAN_GREY;
     return ramp(STOPS, 5, 0.5f * (t + 1.0f));
 }
 
@@ -380,10 +380,11 @@ void tms_render_layout(const tms_render_item_t *it, tms_render_layout_t *L) {
         for (int j = 0; j < n; j++) {
             double g = 0.0, g2 = 0.0;
             for (int k = 0; k < m; k++) g += (double)it->W[(size_t)k * n + i] * it->W[(size_t)k * n + j];
-            if (isfinite(g) && fabs(g) > top) top = fabs(g);
+            // the maps hold floats: an entry beyond float's range is drawn grey, not counted
+            if (isfinite((float)g) && fabs(g) > top) top = fabs(g);
             if (M->decoder == TMS_DECODER_UNTIED && it->W2) {
                 for (int k = 0; k < m; k++) g2 += (double)it->W2[(size_t)i * m + k] * it->W[(size_t)k * n + j];
-                if (isfinite(g2) && fabs(g2) > top) top = fabs(g2);
+                if (isfinite((float)g2) && fabs(g2) > top) top = fabs(g2);
             }
         }
     float t = (float)top;
@@ -602,7 +603,7 @@ static void panel_norms(cairo_t *cr, const tms_render_layout_t *L, const float *
         fill_rect(cr, r.x, y0, len * r.w, h, sequential(dim[i]));
         if (row >= 14.0) {
             char s[32];
-            snprintf(s, sizeof s, "%.2f", norm[i]);
+            snprintf(s, sizeof s, norm[i] < 100.0f ? "%.2f" : "%.3g", norm[i]);
             text(cr, r.x + len * r.w + 4, r.y + (i + 0.5) * row, FS_INDEX, 0.0, 0.5, MUTED, s);
         }
     }

@@ -429,6 +429,10 @@ int main(int argc, char **argv) {
         tms_render_layout_t Ld;
         tms_render_layout(&dv, &Ld);
         CHECK(Ld.norm_top == 1e30f, "norm axis of a 1e30 column: %g", Ld.norm_top);
+        // W^T W (0, 0) = 1e60 is beyond float (grey); (0, 2) = -9.2e29 sets the range
+        float g02 = (float)((double)Wd[0] * Wd[2] + (double)Wd[N5] * Wd[N5 + 2]);
+        CHECK(Ld.map_range >= fabsf(g02) && Ld.map_range < 1.02f * fabsf(g02), "diverged map range %g, want |%g| rounded up",
+              Ld.map_range, g02);
         snprintf(path, sizeof path, "%s/diverged.png", dir);
         rc = tms_render_instance(path, &dv, err, sizeof err);
         CHECK(rc == 0, "diverged: %s", err);
@@ -436,6 +440,10 @@ int main(int argc, char **argv) {
             cell_centre(Ld.map, N5, 1, 1, &x, &y);
             const unsigned char *p = pixel(&im, x, y);
             CHECK(p[0] == 128 && p[1] == 128 && p[2] == 128, "NaN cell (1, 1) is (%d, %d, %d), want grey", p[0], p[1], p[2]);
+            cell_centre(Ld.map, N5, 0, 0, &x, &y);
+            p = pixel(&im, x, y);
+            CHECK(p[0] == 128 && p[1] == 128 && p[2] == 128, "infinite cell (0, 0) is (%d, %d, %d), want grey", p[0], p[1], p[2]);
+            check_cell("diverged", &im, &Ld, Ld.map, 0, 2, g02);
             check_text("'grey: not finite' note", &im, Ld.map.x, Ld.map.y + Ld.map.h + 4, Ld.map.w, 14, 30);
             stbi_image_free(im.px);
         }

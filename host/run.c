@@ -1318,8 +1318,30 @@ static int train_fresh(run_t *r, const tms_train_opts_t *o, const char *partial)
         be.destroy(&be);
         return TMS_EXIT_RUNTIME;
     }
-    if (tms_mkdirs(partial, r->err, sizeof(r->err)) || write_manifest(r, partial, "running", NULL)) {
+    // The staging directory appears under its .partial name only with its manifest in it
+    // (built as .partial.new, then renamed): a process killed at any moment leaves either
+    // no .partial or one whose manifest says where it stands, never an empty one that
+    // --resume could not read. A leftover .partial.new is removed here (we hold the lock).
+    char fresh[4096];
+    if (snprintf(fresh, sizeof(fresh), "%s.new", partial) >= (int)sizeof(fresh)) {
+        fprintf(stderr, "tms: the path %s.new is too long\n", partial);
+        be.destroy(&be);
+        return TMS_EXIT_USAGE;
+    }
+    if (tms_remove_tree(fresh) != 0) {
+        fprintf(stderr, "tms: cannot remove the stale %s: %s\n", fresh, strerror(errno));
+        be.destroy(&be);
+        return TMS_EXIT_RUNTIME;
+    }
+    if (tms_mkdirs(fresh, r->err, sizeof(r->err)) || write_manifest(r, fresh, "running", NULL)) {
         fprintf(stderr, "tms: %s\n", r->err);
+        tms_remove_tree(fresh);
+        be.destroy(&be);
+        return TMS_EXIT_RUNTIME;
+    }
+    if (rename(fresh, partial) != 0) {
+        fprintf(stderr, "tms: cannot rename %s to %s: %s\n", fresh, partial, strerror(errno));
+        tms_remove_tree(fresh);
         be.destroy(&be);
         return TMS_EXIT_RUNTIME;
     }

@@ -194,6 +194,19 @@ static int instance_finite(const tms_layout_t *L, const float *buffer, int i) {
 // ----------------------------------------------------------------------------
 // backend interface
 
+// The optimizer constants of instance i at step t (its learning rate under the schedule,
+// the bias corrections, its weight decay): one place for both training paths below.
+static tms_adam_step_t adam_step_of(const tms_problem_t *P, int i, long t) {
+    double lr_factor;
+    tms_adam_step_t st;
+    tms_step_constants(P, t, &lr_factor, &st.bias1, &st.bias2);
+    st.lr = (float)(P->inst[i].lr * lr_factor);
+    st.beta1 = P->beta1; st.beta2 = P->beta2; st.eps = P->eps;
+    st.weight_decay = P->inst[i].weight_decay;
+    st.kind = P->optimizer;
+    return st;
+}
+
 // Split mode: the instances one after another, each step's tiles shared among the threads.
 // The same tiles, sums and order as instance_pass on the BLAS path (the gradient starts at
 // zero and gets each tile's added in tile order; the loss likewise), then the same
@@ -248,13 +261,7 @@ static void split_train(cpu_ctx_t *c, long step_begin, long step_end, float *los
                 c->diverged[i] = t + 1;
                 break;
             }
-            double lr_factor;
-            tms_adam_step_t st;
-            tms_step_constants(P, t, &lr_factor, &st.bias1, &st.bias2);
-            st.lr = (float)(P->inst[i].lr * lr_factor);
-            st.beta1 = P->beta1; st.beta2 = P->beta2; st.eps = P->eps;
-            st.weight_decay = P->inst[i].weight_decay;
-            st.kind = P->optimizer;
+            const tms_adam_step_t st = adam_step_of(P, i, t);
             // tms_adamw_step's update, element by element (each element alone: any split of
             // the elements among threads gives the same bits)
             for (int ts = 0; ts < TMS_NTENSORS; ts++) {
@@ -291,13 +298,7 @@ static int cpu_train(tms_backend_t *be, long step_begin, long step_end, float *l
                 c->diverged[i] = t + 1;
                 break;
             }
-            double lr_factor;
-            tms_adam_step_t st;
-            tms_step_constants(P, t, &lr_factor, &st.bias1, &st.bias2);
-            st.lr = (float)(P->inst[i].lr * lr_factor);
-            st.beta1 = P->beta1; st.beta2 = P->beta2; st.eps = P->eps;
-            st.weight_decay = P->inst[i].weight_decay;
-            st.kind = P->optimizer;
+            const tms_adam_step_t st = adam_step_of(P, i, t);
             tms_adamw_step(&c->L, i, c->params, c->grads, c->adam_m, c->adam_v, &st);
         }
     }

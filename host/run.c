@@ -1109,11 +1109,13 @@ static int create_backend(run_t *r, tms_backend_t *be, const tms_train_opts_t *o
     }
 #endif
     snprintf(r->backend_name, sizeof(r->backend_name), "cpu");
-    if (o->allow_tf32) // auto fell back to the CPU: say so rather than ignore the flag silently
-        fprintf(stderr, "tms: --tf32 has no effect: no usable GPU, so the CPU backend trains (always full fp32)\n");
+    // auto fell back to the CPU: say so, with the reason, rather than ignore the flag silently
+    const char *why = r->P.data.relative_density ? "data.relative_density is drawn only by the CPU" : "no usable GPU";
+    if (o->allow_tf32)
+        fprintf(stderr, "tms: --tf32 has no effect: %s, so the CPU backend trains (always full fp32)\n", why);
     if (want_path != TMS_CUDA_PATH_AUTO)
-        fprintf(stderr, "tms: --cuda-path %s has no effect: no usable GPU, so the CPU backend trains\n",
-                tms_cuda_path_name(want_path));
+        fprintf(stderr, "tms: --cuda-path %s has no effect: %s, so the CPU backend trains\n", tms_cuda_path_name(want_path),
+                why);
     if (tms_cpu_backend_create(be, &r->P, &r->L, r->params, r->adam_m, r->adam_v, r->threads, r->err, sizeof(r->err)))
         return -1;
     snprintf(r->device, sizeof(r->device), "%s", be->device);

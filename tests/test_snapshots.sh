@@ -163,6 +163,11 @@ else
     expect 2 "--backend cuda: the spec's data.relative_density is drawn only by the CPU backend" \
         tmsb train tied.json --out rd --set 'data.relative_density=[1,1,1,1,0.5]'
     [ ! -e rd ] && [ ! -e rd.partial ] || fail "a refused relative_density run left output"
+    # --backend auto (a usable GPU here) trains it on the CPU and says why a CUDA flag is moot
+    "$tms" train tied.json --out rd_auto --set 'data.relative_density=[1,1,1,1,0.5]' --set train.steps=20 --set 'output.snapshots=[0,20]' \
+        --cuda-path gemm --quiet 2>rd_auto.err || fail "auto with data.relative_density"
+    grep -qF -- "--cuda-path gemm has no effect: data.relative_density is drawn only by the CPU" rd_auto.err ||
+        fail "auto with data.relative_density: the note does not give the reason: $(cat rd_auto.err)"
 fi
 
 [ $fails -eq 0 ] && echo "test_snapshots ($backend): all checks passed" || { echo "test_snapshots ($backend): $fails failure(s)"; exit 1; }
